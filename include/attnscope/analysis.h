@@ -1,0 +1,26 @@
+// Pure functions over captured attention (no model, no drawing).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attnscope/array.h"
+#include "attnscope/render.h"
+
+namespace attnscope {
+
+// "-1" is the last layer. Throws Error naming --layer, the valid range and the value.
+int64_t resolve_layer(int64_t layer, int64_t n_layers);
+
+struct HeadSelection {
+  enum class Kind { Index, Mean, Max, Min } kind = Kind::Mean;
+  int64_t index = 0;
+  // "mean", "max", "min", or a head index (negative counts from the end).
+  static HeadSelection parse(const std::string& s, int64_t n_heads);
+  std::string describe() const;  // "mean over heads", "head 3"
+};
+
+// attention: [heads, queries, keys] -> [queries, keys] values (row-major).
+std::vector<float> reduce_heads(const Array& attention, const HeadSelection& sel);
+
+}  // namespace attnscope

@@ -1,0 +1,55 @@
+// Figures for papers: colormaps and the attention heatmap (cairo + pango), PNG/SVG/PDF by
+// the output file's extension.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace attnscope {
+
+struct Rgb {
+  uint8_t r = 0, g = 0, b = 0;
+};
+
+struct Colormap {
+  std::string name;
+  std::array<Rgb, 256> lut;
+  Rgb at(double t) const;  // t in [0, 1], clamped
+};
+
+// viridis, magma, inferno, plasma, cividis, gray, coolwarm (diverging), rdbu_r (diverging).
+const Colormap& colormap(const std::string& name);  // throws Error listing the names
+std::vector<std::string> colormap_names();
+
+// A labelled matrix: values[r * cols + c].
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> values;
+  std::vector<std::string> row_labels, col_labels;
+  float at(int64_t r, int64_t c) const { return values[size_t(r * cols + c)]; }
+};
+
+struct HeatmapOptions {
+  std::string title = "Attention Heatmap";
+  std::string x_label = "Input Tokens";   // keys
+  std::string y_label = "Output Tokens";  // queries
+  std::string cmap = "viridis";
+  bool annotate = false;                  // values in the cells, 4 decimals
+  double width_in = 10, height_in = 8, dpi = 100;
+  std::optional<double> vmin, vmax;       // default: the data's range
+  bool centered = false;                  // diverging: symmetric range around 0
+};
+
+// Writes a PNG, SVG or PDF (by extension). Throws Error for an unknown extension or an
+// output path that cannot be written.
+void render_heatmap(const Matrix& m, const HeatmapOptions& opts, const std::string& path);
+
+// How a token string is shown on an axis: control characters escaped, long ones cut.
+std::string axis_label(const std::string& token);
+
+// Checks that path ends in .png, .svg or .pdf and can be created; returns the extension.
+std::string check_figure_path(const std::string& path);
+
+}  // namespace attnscope

@@ -1,0 +1,48 @@
+// Tokenizers read from a Hugging Face model folder: tokenizer.json, or the older
+// vocab.json + merges.txt pair. Offsets are byte offsets into the UTF-8 input.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnscope {
+
+struct Encoding {
+  std::vector<int64_t> ids;
+  std::vector<std::string> tokens;   // vocabulary strings, e.g. "Ġworld"
+  std::vector<std::string> display;  // each id decoded alone (lossy UTF-8), e.g. " world"
+  std::vector<std::pair<size_t, size_t>> offsets;  // [begin, end) bytes of the input text
+  std::vector<bool> special;         // added/special tokens
+  size_t size() const { return ids.size(); }
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Throws Error on invalid UTF-8 (naming the byte offset).
+  virtual Encoding encode(const std::string& text) const = 0;
+  virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual std::optional<int64_t> token_to_id(const std::string& token) const = 0;
+  virtual std::string id_to_token(int64_t id) const = 0;
+  virtual std::string kind() const = 0;                 // e.g. "byte-level BPE"
+  virtual std::vector<std::string> files() const = 0;   // files read
+};
+
+// Loads the tokenizer of a model folder (tokenizer.json preferred, else vocab.json +
+// merges.txt). Throws Error naming the folder and the files it expected.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
+
+// UTF-8 helpers.
+// Returns the byte offset of the first invalid sequence, or nullopt when valid.
+std::optional<size_t> find_invalid_utf8(const std::string& s);
+// Decodes bytes as UTF-8, replacing each invalid sequence by U+FFFD (like HF decode).
+std::string utf8_lossy(const std::string& bytes);
+void append_utf8(std::string& out, uint32_t cp);
+// Splits into code points; each element is [begin, end) of the code point's bytes.
+std::vector<uint32_t> utf8_codepoints(const std::string& s);
+
+}  // namespace attnscope

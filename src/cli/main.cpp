@@ -1,0 +1,263 @@
+// attnscope command line: info, tokenize, dump, heatmap.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "attnscope/analysis.h"
+#include "attnscope/checkpoint.h"
+#include "attnscope/dump.h"
+#include "attnscope/error.h"
+#include "attnscope/model.h"
+#include "attnscope/render.h"
+#include "attnscope/tokenizer.h"
+
+using namespace attnscope;
+
+namespace {
+
+struct Common {
+  std::string model, text, text_file;
+  bool truncate = false;
+};
+
+void add_model(CLI::App* c, Common& o) {
+  c->add_option("--model,-m", o.model, "model folder or Hugging Face repo id in the local cache (default: the shipped model)");
+}
+void add_text(CLI::App* c, Common& o) {
+  c->add_option("--text,-t", o.text, "input text");
+  c->add_option("--text-file", o.text_file, "read the input text from a file ('-' for stdin)");
+  c->add_flag("--truncate", o.truncate, "keep the first max-positions tokens of a longer text");
+}
+
+std::string model_dir(const Common& o) { return o.model.empty() ? default_model_dir() : o.model; }
+
+std::string read_text(const Common& o) {
+  if (!o.text.empty() && !o.text_file.empty()) throw Error("--text and --text-file: give one, found both");
+  std::string text = o.text;
+  if (!o.text_file.empty()) {
+    std::stringstream ss;
+    if (o.text_file == "-") {
+      ss << std::cin.rdbuf();
+    } else {
+      std::ifstream f(o.text_file, std::ios::binary);
+      if (!f) throw Error("--text-file " + o.text_file + ": cannot read the file");
+      ss << f.rdbuf();
+    }
+    text = ss.str();
+    if (text.empty()) throw Error("--text-file " + o.text_file + ": expected text, found an empty file");
+  }
+  if (text.empty()) throw Error("--text: expected non-empty text (or --text-file), found none");
+  if (auto bad = find_invalid_utf8(text))
+    throw Error(std::string(o.text_file.empty() ? "--text" : "--text-file " + o.text_file) +
+                ": expected valid UTF-8, found an invalid byte sequence at byte " + std::to_string(*bad));
+  return text;
+}
+
+// Tokenizes and applies --truncate against the model's context length.
+Encoding encode_for(const Tokenizer& tok, const std::string& text, int64_t max_positions, bool truncate) {
+  Encoding enc = tok.encode(text);
+  if (enc.size() == 0) throw Error("--text: the text produced no tokens");
+  if (int64_t(enc.size()) > max_positions) {
+    if (!truncate)
+      throw Error("--text: " + std::to_string(enc.size()) + " tokens exceed the model's limit of " + std::to_string(max_positions) +
+                  " positions (pass --truncate to keep the first " + std::to_string(max_positions) + ")");
+    std::cerr << "attnscope: note: truncated " << enc.size() << " tokens to " << max_positions << "\n";
+    auto cut = [&](auto& v) { v.resize(size_t(max_positions)); };
+    cut(enc.ids);
+    cut(enc.tokens);
+    cut(enc.display);
+    cut(enc.offsets);
+    cut(enc.special);
+  }
+  return enc;
+}
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
+  return s;
+}
+
+int run_info(const Common& o, bool as_json) {
+  Checkpoint ck(model_dir(o));
+  auto model = load_model(ck);
+  auto tok = load_tokenizer(ck.dir());
+  const ModelInfo& i = model->info();
+  std::vector<std::string> files = ck.files_used();
+  for (auto& f : tok->files()) files.push_back(f);
+  if (as_json) {
+    nlohmann::json j{{"model", ck.dir()}, {"family", i.family}, {"model_type", i.model_type}, {"layers", i.n_layers},
+                     {"heads", i.n_heads}, {"head_dim", i.head_dim}, {"d_model", i.d_model}, {"d_ff", i.d_ff},
+                     {"vocab_size", i.vocab_size}, {"max_positions", i.max_positions}, {"dtype", i.weight_dtype},
+                     {"parameters", i.n_params}, {"tied_head", i.tied_head}, {"activation", i.activation},
+                     {"causal", i.causal}, {"tokenizer", tok->kind()}, {"files", files}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("model          %s\n", ck.dir().c_str());
+  std::printf("family         %s (model_type %s, %s)\n", i.family.c_str(), i.model_type.c_str(), i.causal ? "causal" : "bidirectional");
+  std::printf("layers         %lld\n", (long long)i.n_layers);
+  std::printf("heads          %lld per layer, head dim %lld\n", (long long)i.n_heads, (long long)i.head_dim);
+  std::printf("d_model        %lld (MLP %lld, %s)\n", (long long)i.d_model, (long long)i.d_ff, i.activation.c_str());
+  std::printf("vocab          %lld\n", (long long)i.vocab_size);
+  std::printf("max positions  %lld\n", (long long)i.max_positions);
+  std::printf("dtype          %s weights, computed in F32\n", i.weight_dtype.c_str());
+  std::printf("parameters     %s (%s output head)\n", with_commas(i.n_params).c_str(), i.tied_head ? "tied" : "separate");
+  std::printf("tokenizer      %s\n", tok->kind().c_str());
+  for (size_t k = 0; k < files.size(); ++k) std::printf("%s%s\n", k ? "               " : "files          ", files[k].c_str());
+  return 0;
+}
+
+int run_tokenize(const Common& o, bool as_json) {
+  const std::string dir = resolve_model_dir(model_dir(o));
+  auto tok = load_tokenizer(dir);
+  const std::string text = read_text(o);
+  Encoding enc = tok->encode(text);
+  if (as_json) {
+    nlohmann::json j{{"ids", enc.ids}, {"tokens", enc.tokens}, {"display", enc.display}, {"offsets", enc.offsets}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  std::printf("%6s %8s  %-8s  %-24s %s\n", "index", "id", "bytes", "token", "display");
+  for (size_t k = 0; k < enc.size(); ++k) {
+    char span[32];
+    std::snprintf(span, sizeof span, "%zu-%zu", enc.offsets[k].first, enc.offsets[k].second);
+    std::printf("%6zu %8lld  %-8s  %-24s %s\n", k, (long long)enc.ids[k], span, enc.tokens[k].c_str(),
+                nlohmann::json(enc.display[k]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+  std::printf("%zu tokens\n", enc.size());
+  return 0;
+}
+
+int run_dump(const Common& o, const std::string& out, bool qkv, bool hidden, const std::string& dtype) {
+  if (dtype != "f32" && dtype != "f16") throw Error("--dtype " + dtype + ": expected f32 or f16");
+  if (out.empty()) throw Error("-o: expected an output .safetensors path");
+  Checkpoint ck(model_dir(o));
+  auto model = load_model(ck);
+  auto tok = load_tokenizer(ck.dir());
+  const std::string text = read_text(o);
+  Encoding enc = encode_for(*tok, text, model->info().max_positions, o.truncate);
+  TraceOptions to;
+  to.qkv = qkv;
+  to.hidden = hidden;
+  Trace tr = model->forward(enc.ids, to);
+  DumpOptions d;
+  d.f16 = dtype == "f16";
+  write_dump(out, model->info(), enc, text, tr, d);
+  std::cout << out << "\n";
+  return 0;
+}
+
+struct HeatmapArgs {
+  std::string out, head = "mean", cmap = "viridis", title = "Attention Heatmap", size = "10x8";
+  int64_t layer = -1;
+  double dpi = 100;
+  bool annotate = false;
+};
+
+int run_heatmap(const Common& o, const HeatmapArgs& a) {
+  if (a.out.empty()) throw Error("-o: expected an output path ending in .png, .svg or .pdf");
+  HeatmapOptions ho;
+  {
+    double w = 0, h = 0;
+    char x = 0, extra = 0;
+    if (std::sscanf(a.size.c_str(), "%lf%c%lf%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') || !(w > 0) || !(h > 0))
+      throw Error("--size " + a.size + ": expected WIDTHxHEIGHT in inches, e.g. 10x8");
+    ho.width_in = w;
+    ho.height_in = h;
+  }
+  ho.dpi = a.dpi;
+  ho.cmap = a.cmap;
+  ho.title = a.title;
+  ho.annotate = a.annotate;
+  colormap(ho.cmap);
+  check_figure_path(a.out);
+  Checkpoint ck(model_dir(o));
+  auto model = load_model(ck);
+  const ModelInfo& info = model->info();
+  const int64_t layer = resolve_layer(a.layer, info.n_layers);
+  const HeadSelection heads = HeadSelection::parse(a.head, info.n_heads);
+  auto tok = load_tokenizer(ck.dir());
+  const std::string text = read_text(o);
+  Encoding enc = encode_for(*tok, text, info.max_positions, o.truncate);
+  Trace tr = model->forward(enc.ids, TraceOptions{});
+  Matrix m;
+  m.rows = m.cols = int64_t(enc.size());
+  m.values = reduce_heads(tr.attention[size_t(layer)], heads);
+  m.row_labels = m.col_labels = enc.display;
+  render_heatmap(m, ho, a.out);
+  std::cout << a.out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"attnscope: see what a transformer attends to"};
+  app.set_version_flag("--version", std::string("attnscope ") + ATTNSCOPE_VERSION);
+  app.require_subcommand(1);
+  Common common;
+  bool json_out = false, qkv = false, hidden = false;
+  std::string out, dtype = "f32";
+  HeatmapArgs hm;
+
+  auto* info = app.add_subcommand("info", "model facts: family, layers, heads, sizes, dtype, parameters, files");
+  add_model(info, common);
+  info->add_flag("--json", json_out, "print JSON");
+
+  auto* tokc = app.add_subcommand("tokenize", "token ids, strings and byte offsets");
+  add_model(tokc, common);
+  add_text(tokc, common);
+  tokc->add_flag("--json", json_out, "print JSON");
+
+  auto* dump = app.add_subcommand("dump", "run the model and write every attention map (safetensors)");
+  add_model(dump, common);
+  add_text(dump, common);
+  dump->add_option("-o,--output", out, "output .safetensors file")->required();
+  dump->add_flag("--qkv", qkv, "also write query/key/value per layer");
+  dump->add_flag("--hidden", hidden, "also write hidden states");
+  dump->add_option("--dtype", dtype, "f32 or f16");
+
+  auto* heat = app.add_subcommand("heatmap", "attention heatmap of one layer (PNG, SVG or PDF)");
+  add_model(heat, common);
+  add_text(heat, common);
+  heat->add_option("-o,--output", hm.out, "output file: .png, .svg or .pdf")->required();
+  heat->add_option("--layer", hm.layer, "layer (negative counts from the end; default -1)");
+  heat->add_option("--head", hm.head, "head index, mean, max or min (default mean)");
+  heat->add_option("--cmap", hm.cmap, "viridis, magma, inferno, plasma, cividis, gray, coolwarm, rdbu_r");
+  heat->add_flag("--annotate", hm.annotate, "print values in the cells (4 decimals)");
+  heat->add_option("--title", hm.title, "figure title (default \"Attention Heatmap\")");
+  heat->add_option("--size", hm.size, "figure size in inches, WIDTHxHEIGHT (default 10x8)");
+  heat->add_option("--dpi", hm.dpi, "dots per inch (default 100)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::cerr << "attnscope: error: " << msg << " (see attnscope --help)\n";
+    return 2;
+  }
+  try {
+    if (*info) return run_info(common, json_out);
+    if (*tokc) return run_tokenize(common, json_out);
+    if (*dump) return run_dump(common, out, qkv, hidden, dtype);
+    if (*heat) return run_heatmap(common, hm);
+  } catch (const Error& e) {
+    std::cerr << "attnscope: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "attnscope: error: internal: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}

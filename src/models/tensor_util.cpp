@@ -1,0 +1,29 @@
+#include "tensor_util.h"
+
+#include "attnscope/error.h"
+
+namespace attnscope {
+
+torch::Tensor load_checked(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape) {
+  if (!ckpt.has(name)) throw Error(ckpt.dir() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+  const TensorInfo& info = ckpt.info(name);
+  if (info.shape != shape)
+    throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected shape " + shape_str(shape) + " (from config.json), found " +
+                shape_str(info.shape));
+  if (!is_float(info.dtype))
+    throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected a float dtype, found " + dtype_name(info.dtype));
+  torch::Tensor t = torch::empty(shape, torch::kFloat32);
+  ckpt.read_f32(name, t.data_ptr<float>());
+  return t;
+}
+
+Array to_array(torch::Tensor t) {
+  t = t.detach().to(torch::kFloat32).contiguous();
+  Array a;
+  a.shape = t.sizes().vec();
+  auto* holder = new torch::Tensor(t);
+  a.data = std::shared_ptr<const float>(holder->data_ptr<float>(), [holder](const float*) { delete holder; });
+  return a;
+}
+
+}  // namespace attnscope

@@ -1,0 +1,180 @@
+// The command line as a user runs it: outputs, and a one-line error + non-zero exit for
+// every class of bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "attnscope/safetensors.h"
+#include "test_util.h"
+
+using namespace attnscope;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Expects failure with exactly one line on stderr: "attnscope: error: ...<what>...".
+void expect_error(const std::vector<std::string>& args, const std::string& what) {
+  test::Run r = test::run_cli(args);
+  std::string cmd;
+  for (auto& a : args) cmd += a + " ";
+  EXPECT_NE(r.code, 0) << cmd;
+  EXPECT_LT(r.code, 128) << "crashed: " << cmd;
+  EXPECT_EQ(r.err.rfind("attnscope: error: ", 0), 0u) << cmd << "\n" << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << cmd << "\n" << r.err;
+  EXPECT_NE(r.err.find(what), std::string::npos) << cmd << "\nexpected '" << what << "' in: " << r.err;
+}
+
+std::string small_model() {
+  static std::string d = test::make_small_gpt2(test::temp_dir("cli_small"));
+  return d;
+}
+
+// A copy of the small model with config.json edited by `edit`.
+std::string with_config(const std::string& name, const std::function<void(nlohmann::json&)>& edit) {
+  const std::string d = test::temp_dir("cli_" + name);
+  for (auto& e : fs::directory_iterator(small_model())) fs::copy(e.path(), d + "/" + e.path().filename().string());
+  auto j = nlohmann::json::parse(test::read_file(d + "/config.json"));
+  edit(j);
+  test::write_file(d + "/config.json", j.dump());
+  return d;
+}
+
+// A copy of the small model whose weights file lacks one tensor or has it reshaped.
+std::string with_weights(const std::string& name, const std::string& drop, const std::string& reshape) {
+  const std::string d = test::temp_dir("cli_" + name);
+  for (auto& e : fs::directory_iterator(small_model()))
+    if (e.path().filename() != "model.safetensors") fs::copy(e.path(), d + "/" + e.path().filename().string());
+  SafetensorsFile src(small_model() + "/model.safetensors");
+  std::vector<TensorWrite> out;
+  for (const auto& [n, info] : src.tensors()) {
+    if (n == drop) continue;
+    auto v = src.to_f32(n);
+    std::vector<int64_t> shape = info.shape;
+    if (n == reshape) shape = {int64_t(v.size())};
+    out.push_back(tensor_f32(n, shape, v.data()));
+  }
+  write_safetensors(d + "/model.safetensors", out);
+  return d;
+}
+
+}  // namespace
+
+TEST(Cli, InfoPrintsModelFacts) {
+  test::Run r = test::run_cli({"info", "--model", small_model(), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["family"], "gpt2");
+  EXPECT_EQ(j["layers"], 2);
+  EXPECT_EQ(j["heads"], 2);
+  EXPECT_EQ(j["head_dim"], 4);
+  EXPECT_EQ(j["vocab_size"], 50257);
+  EXPECT_EQ(j["max_positions"], 16);
+  EXPECT_EQ(j["dtype"], "F32");
+  r = test::run_cli({"info", "--model", small_model()});
+  EXPECT_NE(r.out.find("layers         2"), std::string::npos) << r.out;
+}
+
+TEST(Cli, TokenizePrintsIdsAndOffsets) {
+  test::Run r = test::run_cli({"tokenize", "--model", small_model(), "--text", "Hello world", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["ids"], (std::vector<int64_t>{15496, 995}));
+  EXPECT_EQ(j["display"][1], " world");
+  EXPECT_EQ(j["offsets"][1], (std::vector<int64_t>{5, 11}));
+}
+
+TEST(Cli, DumpWritesTheDesignFormat) {
+  const std::string out = test::temp_dir("cli_dump") + "/d.safetensors";
+  test::Run r = test::run_cli({"dump", "--model", small_model(), "--text", "Hello world again", "-o", out, "--qkv", "--hidden"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  SafetensorsFile f(out);
+  EXPECT_EQ(f.info("attention.0").shape, (std::vector<int64_t>{2, 3, 3}));
+  EXPECT_EQ(f.info("attention.1").dtype, DType::F32);
+  EXPECT_EQ(f.info("query.1").shape, (std::vector<int64_t>{2, 3, 4}));
+  EXPECT_TRUE(f.has("key.0") && f.has("value.0"));
+  EXPECT_EQ(f.info("hidden.2").shape, (std::vector<int64_t>{3, 8}));
+  EXPECT_FALSE(f.has("hidden.3"));
+  EXPECT_EQ(f.info("input_ids").dtype, DType::I64);
+  auto tokens = nlohmann::json::parse(f.metadata().at("tokens"));
+  EXPECT_EQ(tokens, (std::vector<std::string>{"Hello", " world", " again"}));
+  EXPECT_EQ(f.metadata().at("model_type"), "gpt2");
+  EXPECT_EQ(f.metadata().at("n_layers"), "2");
+  EXPECT_EQ(f.metadata().at("n_heads"), "2");
+  EXPECT_EQ(f.metadata().at("text"), "Hello world again");
+  EXPECT_TRUE(f.metadata().count("attnscope_version"));
+  auto a = f.to_f32("attention.1");
+  EXPECT_EQ(a[1], 0.0f);  // query 0 cannot see key 1
+  const std::string out16 = test::temp_dir("cli_dump16") + "/d.safetensors";
+  r = test::run_cli({"dump", "--model", small_model(), "--text", "Hello world again", "-o", out16, "--dtype", "f16"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  SafetensorsFile g(out16);
+  EXPECT_EQ(g.info("attention.0").dtype, DType::F16);
+  auto b = g.to_f32("attention.1");
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-3);
+}
+
+TEST(Cli, HeatmapWritesEveryFormatAndOption) {
+  const std::string d = test::temp_dir("cli_heat");
+  for (const char* ext : {"png", "svg", "pdf"}) {
+    test::Run r = test::run_cli({"heatmap", "--model", small_model(), "--text", "A new sentence to visualize attention weights",
+                                 "-o", d + "/h." + ext, "--layer", "0", "--head", "1", "--cmap", "cividis", "--annotate",
+                                 "--size", "6x5", "--dpi", "80", "--title", "Layer 0 head 1"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(fs::file_size(d + "/h." + ext) > 1000);
+  }
+}
+
+TEST(Cli, TextTooLongSaysTheLimitAndTruncateCuts) {
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += " word";
+  expect_error({"dump", "--model", small_model(), "--text", text, "-o", test::temp_dir("cli_long") + "/d.safetensors"},
+               "40 tokens exceed the model's limit of 16 positions (pass --truncate");
+  const std::string out = test::temp_dir("cli_trunc") + "/d.safetensors";
+  test::Run r = test::run_cli({"dump", "--model", small_model(), "--text", text, "-o", out, "--truncate"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(SafetensorsFile(out).info("attention.0").shape, (std::vector<int64_t>{2, 16, 16}));
+}
+
+TEST(Cli, BadInputsGiveOneLineErrors) {
+  const std::string m = small_model();
+  const std::string tmp = test::temp_dir("cli_bad");
+  expect_error({"dump", "--model", m, "--text", "", "-o", tmp + "/d.safetensors"}, "expected non-empty text");
+  test::write_file(tmp + "/bad.txt", "abc\xff\xfe");
+  expect_error({"dump", "--model", m, "--text-file", tmp + "/bad.txt", "-o", tmp + "/d.safetensors"},
+               "expected valid UTF-8, found an invalid byte sequence at byte 3");
+  expect_error({"dump", "--model", m, "--text-file", tmp + "/missing.txt", "-o", tmp + "/d.safetensors"}, "cannot read");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--layer", "2"},
+               "--layer 2: expected a layer in 0..1 or -2..-1");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--layer", "-3"}, "--layer -3");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--head", "5"}, "--head 5: expected a head in 0..1");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--head", "median"}, "--head median");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.gif"}, "expected a file ending in .png, .svg or .pdf");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", "/nonexistent-dir/h.png"}, "does not exist");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--cmap", "jet"}, "unknown colormap 'jet'");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--size", "big"}, "--size big");
+  expect_error({"dump", "--model", m, "--text", "hi", "-o", "/nonexistent-dir/d.safetensors"}, "cannot open for writing");
+  expect_error({"dump", "--model", m, "--text", "hi", "-o", tmp + "/d.safetensors", "--dtype", "f8"}, "--dtype f8");
+  expect_error({"info", "--model", tmp + "/no-such-model"}, "expected a model folder or a repo id");
+  expect_error({"info", "--bogus"}, "bogus");
+}
+
+TEST(Cli, BrokenCheckpointsGiveOneLineErrors) {
+  expect_error({"info", "--model", with_config("no_n_embd", [](auto& j) { j.erase("n_embd"); })},
+               "missing required key 'n_embd'");
+  expect_error({"info", "--model", with_config("bad_type", [](auto& j) { j["model_type"] = "mamba"; })},
+               "unknown model_type 'mamba' (supported: gpt2)");
+  expect_error({"info", "--model", with_config("bad_heads", [](auto& j) { j["n_head"] = 3; })}, "multiple of n_head");
+  expect_error({"info", "--model", with_config("bad_act", [](auto& j) { j["activation_function"] = "quick_gelu2"; })},
+               "activation_function 'quick_gelu2'");
+  expect_error({"info", "--model", with_weights("missing_tensor", "transformer.h.1.mlp.c_fc.bias", "")},
+               "missing tensor 'transformer.h.1.mlp.c_fc.bias'");
+  expect_error({"info", "--model", with_weights("wrong_shape", "", "transformer.h.0.attn.c_attn.weight")},
+               "tensor 'transformer.h.0.attn.c_attn.weight': expected shape [8, 24] (from config.json), found [192]");
+  const std::string notok = with_config("no_tokenizer", [](auto&) {});
+  fs::remove(notok + "/vocab.json");
+  expect_error({"tokenize", "--model", notok, "--text", "x"}, "missing tokenizer files");
+  const std::string corrupt = with_config("corrupt", [](auto&) {});
+  test::write_file(corrupt + "/model.safetensors", std::string("\x10\0\0\0\0\0\0\0{\"a\":1}   ", 16));
+  expect_error({"info", "--model", corrupt}, "invalid safetensors file");
+}

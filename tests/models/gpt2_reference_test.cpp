@@ -1,0 +1,95 @@
+// GPT-2 forward and capture against the independent PyTorch reference
+// (tests/reference/gpt2_reference.py, F32) on random checkpoints with Hugging Face names.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "attnscope/checkpoint.h"
+#include "attnscope/model.h"
+#include "attnscope/safetensors.h"
+#include "test_util.h"
+
+using namespace attnscope;
+
+namespace {
+
+double max_abs_diff(const Array& a, const std::vector<float>& ref) {
+  EXPECT_EQ(size_t(a.numel()), ref.size());
+  double m = 0;
+  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i) m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
+  return m;
+}
+
+class Gpt2Reference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Gpt2Reference, AttentionQkvHiddenAndLogitsMatch) {
+  const std::string dir = test::data_dir() + "/gpt2_reference/" + GetParam();
+  Checkpoint ck(dir);
+  auto model = load_model(ck);
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  const TensorInfo& ids_info = ref.info("input_ids");
+  std::vector<int64_t> ids(size_t(ids_info.numel()));
+  std::memcpy(ids.data(), ref.bytes(ids_info), ids.size() * 8);
+  TraceOptions o;
+  o.qkv = o.hidden = o.logits = true;
+  Trace tr = model->forward(ids, o);
+  const int64_t L = model->info().n_layers, T = int64_t(ids.size());
+  ASSERT_EQ(int64_t(tr.attention.size()), L);
+  ASSERT_EQ(int64_t(tr.hidden.size()), L + 1);
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string s = std::to_string(l);
+    EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{model->info().n_heads, T, T}));
+    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+    // Causal: exact zeros above the diagonal; rows sum to 1.
+    const Array& a = tr.attention[size_t(l)];
+    for (int64_t h = 0; h < a.shape[0]; ++h)
+      for (int64_t i = 0; i < T; ++i) {
+        double sum = 0;
+        for (int64_t j = 0; j < T; ++j) {
+          float v = a.ptr()[(h * T + i) * T + j];
+          if (j > i) ASSERT_EQ(v, 0.0f);
+          sum += v;
+        }
+        ASSERT_NEAR(sum, 1.0, 1e-5);
+      }
+  }
+  for (int64_t n = 0; n <= L; ++n)
+    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
+  EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(RandomCheckpoints, Gpt2Reference,
+                         ::testing::Values("tiny_48x3x1", "five_layers_untied", "f16_inverse_layer_idx", "bf16_sharded"));
+
+TEST(Gpt2Model, ReportsModelFacts) {
+  Checkpoint ck(test::data_dir() + "/gpt2_reference/five_layers_untied");
+  auto m = load_model(ck);
+  const ModelInfo& i = m->info();
+  EXPECT_EQ(i.family, "gpt2");
+  EXPECT_EQ(i.n_layers, 5);
+  EXPECT_EQ(i.n_heads, 4);
+  EXPECT_EQ(i.head_dim, 16);
+  EXPECT_EQ(i.d_ff, 100);
+  EXPECT_FALSE(i.tied_head);
+  // wte 211*64 + wpe 40*64 + 5 blocks + ln_f + lm_head 211*64
+  const int64_t D = 64, I = 100, block = 2 * D + D * 3 * D + 3 * D + D * D + D + 2 * D + D * I + I + I * D + D;
+  EXPECT_EQ(i.n_params, 211 * D + 40 * D + 5 * block + 2 * D + 211 * D);
+}
+
+TEST(Gpt2Model, OnlyWhatIsAskedIsKept) {
+  Checkpoint ck(test::data_dir() + "/gpt2_reference/tiny_48x3x1");
+  auto m = load_model(ck);
+  TraceOptions o;
+  o.attention = false;
+  Trace tr = m->forward({1, 2, 3}, o);
+  EXPECT_TRUE(tr.attention.empty());
+  EXPECT_TRUE(tr.query.empty());
+  EXPECT_TRUE(tr.hidden.empty());
+  EXPECT_TRUE(tr.logits.empty());
+}
+
+}  // namespace

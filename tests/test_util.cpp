@@ -1,0 +1,122 @@
+#include "test_util.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "attnscope/safetensors.h"
+
+namespace attnscope::test {
+
+namespace fs = std::filesystem;
+
+std::string data_dir() { return ATTNSCOPE_TEST_DATA; }
+std::string source_dir() { return ATTNSCOPE_SOURCE_DIR; }
+
+std::string temp_dir(const std::string& name) {
+  fs::path p = fs::path(data_dir()) / "tmp" / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+static std::string slurp_fd(int fd) {
+  std::string s;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) s.append(buf, size_t(n));
+  return s;
+}
+
+Run run_cli(const std::vector<std::string>& args) {
+  std::string out_path = fs::path(data_dir()) / ("cli_out_" + std::to_string(getpid()));
+  std::string err_path = out_path + ".err";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY);
+    int o = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    std::vector<char*> argv;
+    std::string bin = ATTNSCOPE_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Run r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
+  fs::remove(out_path);
+  fs::remove(err_path);
+  return r;
+}
+
+std::string make_small_gpt2(const std::string& dir) {
+  fs::create_directories(dir);
+  const int64_t V = 50257, D = 8, P = 16, L = 2, I = 32;
+  nlohmann::json cfg{{"model_type", "gpt2"}, {"n_embd", D},      {"n_head", 2},      {"n_layer", L},
+                     {"n_positions", P},     {"vocab_size", V},  {"n_inner", I},     {"activation_function", "gelu_new"},
+                     {"layer_norm_epsilon", 1e-5}};
+  write_file(dir + "/config.json", cfg.dump(2));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 0.5f);
+  std::vector<TensorWrite> t;
+  auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (auto s : shape) n *= s;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (auto& x : v) x = nd(rng);
+    t.push_back(tensor_f32("transformer." + name, shape, v.data()));
+  };
+  add("wte.weight", {V, D});
+  add("wpe.weight", {P, D});
+  for (int l = 0; l < L; ++l) {
+    const std::string p = "h." + std::to_string(l) + ".";
+    add(p + "ln_1.weight", {D});
+    add(p + "ln_1.bias", {D});
+    add(p + "attn.c_attn.weight", {D, 3 * D});
+    add(p + "attn.c_attn.bias", {3 * D});
+    add(p + "attn.c_proj.weight", {D, D});
+    add(p + "attn.c_proj.bias", {D});
+    add(p + "ln_2.weight", {D});
+    add(p + "ln_2.bias", {D});
+    add(p + "mlp.c_fc.weight", {D, I});
+    add(p + "mlp.c_fc.bias", {I});
+    add(p + "mlp.c_proj.weight", {I, D});
+    add(p + "mlp.c_proj.bias", {D});
+  }
+  add("ln_f.weight", {D});
+  add("ln_f.bias", {D});
+  write_safetensors(dir + "/model.safetensors", t, {{"format", "pt"}});
+  for (const char* f : {"vocab.json", "merges.txt"})
+    fs::copy_file(source_dir() + "/models/gpt2-moby/" + f, dir + "/" + f, fs::copy_options::overwrite_existing);
+  return dir;
+}
+
+}  // namespace attnscope::test

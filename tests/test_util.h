@@ -1,0 +1,24 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace attnscope::test {
+
+std::string data_dir();                 // build/testdata (fixtures write here)
+std::string source_dir();
+std::string temp_dir(const std::string& name);  // fresh folder under data_dir()/tmp
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
+
+struct Run {
+  int code = 0;
+  std::string out, err;
+};
+// Runs the attnscope binary with the arguments (no shell); stdin from /dev/null.
+Run run_cli(const std::vector<std::string>& args);
+
+// A small valid GPT-2 checkpoint with the real GPT-2 tokenizer files (from models/gpt2-moby).
+// n_embd 8, 2 heads, 2 layers, n_positions 16, F32, "transformer." prefix.
+std::string make_small_gpt2(const std::string& dir);
+
+}  // namespace attnscope::test
