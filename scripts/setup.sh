@@ -11,7 +11,7 @@ PKGS=(
   libcairo2-dev libpango1.0-dev fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji
   libpcre2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-torch python3-numpy python3-matplotlib python3-seaborn   # reference generators, Python baselines
+  python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex  # references, Python baselines
   time
 )
 

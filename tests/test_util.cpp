@@ -80,9 +80,10 @@ Run run_cli(const std::vector<std::string>& args) {
 std::string make_small_gpt2(const std::string& dir) {
   fs::create_directories(dir);
   const int64_t V = 50257, D = 8, P = 16, L = 2, I = 32;
-  nlohmann::json cfg{{"model_type", "gpt2"}, {"n_embd", D},      {"n_head", 2},      {"n_layer", L},
-                     {"n_positions", P},     {"vocab_size", V},  {"n_inner", I},     {"activation_function", "gelu_new"},
-                     {"layer_norm_epsilon", 1e-5}};
+  nlohmann::json cfg{
+      {"model_type", "gpt2"},      {"n_embd", D},     {"n_head", 2},  {"n_layer", L},
+      {"n_positions", P},          {"vocab_size", V}, {"n_inner", I}, {"activation_function", "gelu_new"},
+      {"layer_norm_epsilon", 1e-5}};
   write_file(dir + "/config.json", cfg.dump(2));
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.f, 0.5f);

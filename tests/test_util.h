@@ -4,7 +4,7 @@
 
 namespace attnscope::test {
 
-std::string data_dir();                 // build/testdata (fixtures write here)
+std::string data_dir();  // build/testdata (fixtures write here)
 std::string source_dir();
 std::string temp_dir(const std::string& name);  // fresh folder under data_dir()/tmp
 void write_file(const std::string& path, const std::string& bytes);

@@ -20,9 +20,10 @@
 using namespace attnscope;
 
 int main(int argc, char** argv) {
-  std::map<std::string, std::string> a{{"--steps", "700"}, {"--batch", "16"}, {"--seq", "128"}, {"--lr", "3e-3"},
-                                       {"--n-embd", "112"}, {"--n-layer", "4"}, {"--n-head", "4"}, {"--n-positions", "256"},
-                                       {"--seed", "1234"}, {"--heldout", "0.05"}, {"--threads", "2"}};
+  std::map<std::string, std::string> a{{"--steps", "700"},    {"--batch", "16"},        {"--seq", "128"},
+                                       {"--lr", "3e-3"},      {"--n-embd", "112"},      {"--n-layer", "4"},
+                                       {"--n-head", "4"},     {"--n-positions", "256"}, {"--seed", "1234"},
+                                       {"--heldout", "0.05"}, {"--threads", "2"}};
   for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
   for (const char* k : {"--corpus", "--tokenizer", "--out"})
     if (!a.count(k)) {
@@ -62,7 +63,8 @@ int main(int argc, char** argv) {
     auto batch_from = [&](const torch::Tensor& src, int64_t b) {
       auto starts = torch::randint(0, src.size(0) - T - 1, {b}, torch::kLong);
       std::vector<torch::Tensor> xs;
-      for (int64_t i = 0; i < b; ++i) xs.push_back(src.slice(0, starts[i].item<int64_t>(), starts[i].item<int64_t>() + T + 1));
+      for (int64_t i = 0; i < b; ++i)
+        xs.push_back(src.slice(0, starts[i].item<int64_t>(), starts[i].item<int64_t>() + T + 1));
       return torch::stack(xs);  // (b, T+1)
     };
     auto loss_of = [&](const torch::Tensor& xy) {
@@ -75,7 +77,8 @@ int main(int argc, char** argv) {
     double last = 0;
     t0 = std::chrono::steady_clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
-      double f = s <= warmup ? double(s) / double(warmup) : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
+      double f = s <= warmup ? double(s) / double(warmup)
+                             : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
       for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * (0.1 + 0.9 * f));
       opt.zero_grad();
       auto loss = loss_of(batch_from(train, B));
@@ -99,7 +102,8 @@ int main(int argc, char** argv) {
       tr += loss_of(batch_from(train, B)).item<double>() / evals;
       he += loss_of(batch_from(held, B)).item<double>() / evals;
     }
-    std::cout << "final train loss " << tr << ", held-out loss " << he << " after " << steps << " steps, " << secs << " s\n";
+    std::cout << "final train loss " << tr << ", held-out loss " << he << " after " << steps << " steps, " << secs
+              << " s\n";
 
     namespace fs = std::filesystem;
     fs::create_directories(a["--out"]);
@@ -110,9 +114,17 @@ int main(int argc, char** argv) {
     }
     write_safetensors((fs::path(a["--out"]) / "model.safetensors").string(), out, {{"format", "pt"}});
     std::ofstream(fs::path(a["--out"]) / "config.json") << cfg.to_json().dump(2) << "\n";
-    nlohmann::json log{{"corpus", a["--corpus"]}, {"corpus_tokens", n}, {"heldout_tokens", n_held}, {"steps", steps},
-                       {"batch", B}, {"seq", T}, {"lr", lr}, {"seed", seed}, {"seconds", secs},
-                       {"final_train_loss", tr}, {"heldout_loss", he}};
+    nlohmann::json log{{"corpus", a["--corpus"]},
+                       {"corpus_tokens", n},
+                       {"heldout_tokens", n_held},
+                       {"steps", steps},
+                       {"batch", B},
+                       {"seq", T},
+                       {"lr", lr},
+                       {"seed", seed},
+                       {"seconds", secs},
+                       {"final_train_loss", tr},
+                       {"heldout_loss", he}};
     std::ofstream(fs::path(a["--out"]) / "train_log.json") << log.dump(2) << "\n";
   } catch (const std::exception& e) {
     std::cerr << "train_gpt2: error: " << e.what() << "\n";

@@ -13,9 +13,7 @@ struct Array {
   std::vector<int64_t> shape;         // row-major
   std::shared_ptr<const float> data;  // shape-product floats, contiguous
 
-  int64_t numel() const {
-    return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
-  }
+  int64_t numel() const { return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>()); }
   int64_t dim(int i) const { return shape.at(i < 0 ? shape.size() + i : i); }
   const float* ptr() const { return data.get(); }
   bool empty() const { return !data; }

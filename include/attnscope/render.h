@@ -36,10 +36,10 @@ struct HeatmapOptions {
   std::string x_label = "Input Tokens";   // keys
   std::string y_label = "Output Tokens";  // queries
   std::string cmap = "viridis";
-  bool annotate = false;                  // values in the cells, 4 decimals
+  bool annotate = false;  // values in the cells, 4 decimals
   double width_in = 10, height_in = 8, dpi = 100;
-  std::optional<double> vmin, vmax;       // default: the data's range
-  bool centered = false;                  // diverging: symmetric range around 0
+  std::optional<double> vmin, vmax;  // default: the data's range
+  bool centered = false;             // diverging: symmetric range around 0
 };
 
 // Writes a PNG, SVG or PDF (by extension). Throws Error for an unknown extension or an

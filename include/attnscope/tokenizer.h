@@ -12,10 +12,11 @@ namespace attnscope {
 
 struct Encoding {
   std::vector<int64_t> ids;
-  std::vector<std::string> tokens;   // vocabulary strings, e.g. "Ġworld"
-  std::vector<std::string> display;  // each id decoded alone (lossy UTF-8), e.g. " world"
+  std::vector<std::string> tokens;                 // vocabulary strings, e.g. "Ġworld"
+  std::vector<std::string> display;                // each token's bytes as text, e.g. " world"; bytes of a
+                                                   // split multi-byte character as \xNN, e.g. " \xe6\x97"
   std::vector<std::pair<size_t, size_t>> offsets;  // [begin, end) bytes of the input text
-  std::vector<bool> special;         // added/special tokens
+  std::vector<bool> special;                       // added/special tokens
   size_t size() const { return ids.size(); }
 };
 
@@ -28,8 +29,8 @@ class Tokenizer {
   virtual int64_t vocab_size() const = 0;
   virtual std::optional<int64_t> token_to_id(const std::string& token) const = 0;
   virtual std::string id_to_token(int64_t id) const = 0;
-  virtual std::string kind() const = 0;                 // e.g. "byte-level BPE"
-  virtual std::vector<std::string> files() const = 0;   // files read
+  virtual std::string kind() const = 0;                // e.g. "byte-level BPE"
+  virtual std::vector<std::string> files() const = 0;  // files read
 };
 
 // Loads the tokenizer of a model folder (tokenizer.json preferred, else vocab.json +
@@ -41,6 +42,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 std::optional<size_t> find_invalid_utf8(const std::string& s);
 // Decodes bytes as UTF-8, replacing each invalid sequence by U+FFFD (like HF decode).
 std::string utf8_lossy(const std::string& bytes);
+// Keeps valid UTF-8 and writes every byte of an invalid sequence as \xNN (display strings of
+// tokens that hold part of a multi-byte character).
+std::string utf8_escape_invalid(const std::string& bytes);
 void append_utf8(std::string& out, uint32_t cp);
 // Splits into code points; each element is [begin, end) of the code point's bytes.
 std::vector<uint32_t> utf8_codepoints(const std::string& s);

@@ -16,18 +16,26 @@ int64_t resolve_layer(int64_t layer, int64_t n) {
 
 HeadSelection HeadSelection::parse(const std::string& s, int64_t n) {
   HeadSelection h;
-  if (s == "mean") { h.kind = Kind::Mean; return h; }
-  if (s == "max") { h.kind = Kind::Max; return h; }
-  if (s == "min") { h.kind = Kind::Min; return h; }
+  if (s == "mean") {
+    h.kind = Kind::Mean;
+    return h;
+  }
+  if (s == "max") {
+    h.kind = Kind::Max;
+    return h;
+  }
+  if (s == "min") {
+    h.kind = Kind::Min;
+    return h;
+  }
   char* end = nullptr;
   errno = 0;
   long long v = std::strtoll(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0' || errno)
-    throw Error("--head " + s + ": expected a head index, mean, max or min");
+  if (s.empty() || *end != '\0' || errno) throw Error("--head " + s + ": expected a head index, mean, max or min");
   const long long i = v < 0 ? n + v : v;
   if (i < 0 || i >= n)
-    throw Error("--head " + s + ": expected a head in 0.." + std::to_string(n - 1) + " (the model has " + std::to_string(n) +
-                " heads per layer), or mean, max, min");
+    throw Error("--head " + s + ": expected a head in 0.." + std::to_string(n - 1) + " (the model has " +
+                std::to_string(n) + " heads per layer), or mean, max, min");
   h.kind = Kind::Index;
   h.index = i;
   return h;
@@ -35,10 +43,14 @@ HeadSelection HeadSelection::parse(const std::string& s, int64_t n) {
 
 std::string HeadSelection::describe() const {
   switch (kind) {
-    case Kind::Mean: return "mean over heads";
-    case Kind::Max: return "max over heads";
-    case Kind::Min: return "min over heads";
-    case Kind::Index: return "head " + std::to_string(index);
+    case Kind::Mean:
+      return "mean over heads";
+    case Kind::Max:
+      return "max over heads";
+    case Kind::Min:
+      return "min over heads";
+    case Kind::Index:
+      return "head " + std::to_string(index);
   }
   return "";
 }
@@ -56,10 +68,17 @@ std::vector<float> reduce_heads(const Array& a, const HeadSelection& sel) {
   for (int64_t h = 1; h < H; ++h) {
     const float* q = p + h * n;
     switch (sel.kind) {
-      case HeadSelection::Kind::Mean: for (int64_t i = 0; i < n; ++i) out[size_t(i)] += q[i]; break;
-      case HeadSelection::Kind::Max: for (int64_t i = 0; i < n; ++i) out[size_t(i)] = std::max(out[size_t(i)], q[i]); break;
-      case HeadSelection::Kind::Min: for (int64_t i = 0; i < n; ++i) out[size_t(i)] = std::min(out[size_t(i)], q[i]); break;
-      default: break;
+      case HeadSelection::Kind::Mean:
+        for (int64_t i = 0; i < n; ++i) out[size_t(i)] += q[i];
+        break;
+      case HeadSelection::Kind::Max:
+        for (int64_t i = 0; i < n; ++i) out[size_t(i)] = std::max(out[size_t(i)], q[i]);
+        break;
+      case HeadSelection::Kind::Min:
+        for (int64_t i = 0; i < n; ++i) out[size_t(i)] = std::min(out[size_t(i)], q[i]);
+        break;
+      default:
+        break;
     }
   }
   if (sel.kind == HeadSelection::Kind::Mean)

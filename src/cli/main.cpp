@@ -24,7 +24,8 @@ struct Common {
 };
 
 void add_model(CLI::App* c, Common& o) {
-  c->add_option("--model,-m", o.model, "model folder or Hugging Face repo id in the local cache (default: the shipped model)");
+  c->add_option("--model,-m", o.model,
+                "model folder or Hugging Face repo id in the local cache (default: the shipped model)");
 }
 void add_text(CLI::App* c, Common& o) {
   c->add_option("--text,-t", o.text, "input text");
@@ -62,8 +63,9 @@ Encoding encode_for(const Tokenizer& tok, const std::string& text, int64_t max_p
   if (enc.size() == 0) throw Error("--text: the text produced no tokens");
   if (int64_t(enc.size()) > max_positions) {
     if (!truncate)
-      throw Error("--text: " + std::to_string(enc.size()) + " tokens exceed the model's limit of " + std::to_string(max_positions) +
-                  " positions (pass --truncate to keep the first " + std::to_string(max_positions) + ")");
+      throw Error("--text: " + std::to_string(enc.size()) + " tokens exceed the model's limit of " +
+                  std::to_string(max_positions) + " positions (pass --truncate to keep the first " +
+                  std::to_string(max_positions) + ")");
     std::cerr << "attnscope: note: truncated " << enc.size() << " tokens to " << max_positions << "\n";
     auto cut = [&](auto& v) { v.resize(size_t(max_positions)); };
     cut(enc.ids);
@@ -89,25 +91,40 @@ int run_info(const Common& o, bool as_json) {
   std::vector<std::string> files = ck.files_used();
   for (auto& f : tok->files()) files.push_back(f);
   if (as_json) {
-    nlohmann::json j{{"model", ck.dir()}, {"family", i.family}, {"model_type", i.model_type}, {"layers", i.n_layers},
-                     {"heads", i.n_heads}, {"head_dim", i.head_dim}, {"d_model", i.d_model}, {"d_ff", i.d_ff},
-                     {"vocab_size", i.vocab_size}, {"max_positions", i.max_positions}, {"dtype", i.weight_dtype},
-                     {"parameters", i.n_params}, {"tied_head", i.tied_head}, {"activation", i.activation},
-                     {"causal", i.causal}, {"tokenizer", tok->kind()}, {"files", files}};
+    nlohmann::json j{{"model", ck.dir()},
+                     {"family", i.family},
+                     {"model_type", i.model_type},
+                     {"layers", i.n_layers},
+                     {"heads", i.n_heads},
+                     {"head_dim", i.head_dim},
+                     {"d_model", i.d_model},
+                     {"d_ff", i.d_ff},
+                     {"vocab_size", i.vocab_size},
+                     {"max_positions", i.max_positions},
+                     {"dtype", i.weight_dtype},
+                     {"parameters", i.n_params},
+                     {"tied_head", i.tied_head},
+                     {"activation", i.activation},
+                     {"causal", i.causal},
+                     {"tokenizer", tok->kind()},
+                     {"files", files}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
   std::printf("model          %s\n", ck.dir().c_str());
-  std::printf("family         %s (model_type %s, %s)\n", i.family.c_str(), i.model_type.c_str(), i.causal ? "causal" : "bidirectional");
+  std::printf("family         %s (model_type %s, %s)\n", i.family.c_str(), i.model_type.c_str(),
+              i.causal ? "causal" : "bidirectional");
   std::printf("layers         %lld\n", (long long)i.n_layers);
   std::printf("heads          %lld per layer, head dim %lld\n", (long long)i.n_heads, (long long)i.head_dim);
   std::printf("d_model        %lld (MLP %lld, %s)\n", (long long)i.d_model, (long long)i.d_ff, i.activation.c_str());
   std::printf("vocab          %lld\n", (long long)i.vocab_size);
   std::printf("max positions  %lld\n", (long long)i.max_positions);
   std::printf("dtype          %s weights, computed in F32\n", i.weight_dtype.c_str());
-  std::printf("parameters     %s (%s output head)\n", with_commas(i.n_params).c_str(), i.tied_head ? "tied" : "separate");
+  std::printf("parameters     %s (%s output head)\n", with_commas(i.n_params).c_str(),
+              i.tied_head ? "tied" : "separate");
   std::printf("tokenizer      %s\n", tok->kind().c_str());
-  for (size_t k = 0; k < files.size(); ++k) std::printf("%s%s\n", k ? "               " : "files          ", files[k].c_str());
+  for (size_t k = 0; k < files.size(); ++k)
+    std::printf("%s%s\n", k ? "               " : "files          ", files[k].c_str());
   return 0;
 }
 
@@ -164,7 +181,8 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
   {
     double w = 0, h = 0;
     char x = 0, extra = 0;
-    if (std::sscanf(a.size.c_str(), "%lf%c%lf%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') || !(w > 0) || !(h > 0))
+    if (std::sscanf(a.size.c_str(), "%lf%c%lf%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X') || !(w > 0) ||
+        !(h > 0))
       throw Error("--size " + a.size + ": expected WIDTHxHEIGHT in inches, e.g. 10x8");
     ho.width_in = w;
     ho.height_in = h;

@@ -34,9 +34,7 @@ int64_t Config::get_int(const std::string& key) const {
     throw Error(path_ + ": key '" + key + "': expected a non-negative integer, found " + v.dump());
   return v.get<int64_t>();
 }
-int64_t Config::get_int(const std::string& key, int64_t fallback) const {
-  return has(key) ? get_int(key) : fallback;
-}
+int64_t Config::get_int(const std::string& key, int64_t fallback) const { return has(key) ? get_int(key) : fallback; }
 double Config::get_double(const std::string& key) const {
   if (!has(key)) throw Error(path_ + ": missing required key '" + key + "' (a number)");
   const auto& v = j_[key];
@@ -85,8 +83,8 @@ std::string resolve_model_dir(const std::string& arg) {
   if (fs::is_directory(arg, ec)) return fs::absolute(arg).lexically_normal().string();
   if (fs::exists(arg, ec)) throw Error("--model " + arg + ": expected a folder with config.json, found a file");
   // A repo id "org/name" (or "name") in the Hugging Face cache.
-  const bool looks_like_id = arg.find("..") == std::string::npos && arg.front() != '/' &&
-                             std::count(arg.begin(), arg.end(), '/') <= 1;
+  const bool looks_like_id =
+      arg.find("..") == std::string::npos && arg.front() != '/' && std::count(arg.begin(), arg.end(), '/') <= 1;
   std::string tried;
   if (looks_like_id) {
     std::string folder = "models--" + arg;
@@ -101,7 +99,10 @@ std::string resolve_model_dir(const std::string& arg) {
         snap = repo / "snapshots" / rev;
       } else if (fs::is_directory(repo / "snapshots", ec)) {  // no refs/main: a single snapshot
         for (auto& e : fs::directory_iterator(repo / "snapshots", ec))
-          if (e.is_directory()) { snap = e.path(); break; }
+          if (e.is_directory()) {
+            snap = e.path();
+            break;
+          }
       }
       if (snap.empty())
         throw Error("--model " + arg + ": found " + repo.string() +
@@ -137,8 +138,9 @@ Checkpoint::Checkpoint(const std::string& model_arg) : dir_(resolve_model_dir(mo
     for (auto& [name, file] : j["weight_map"].items()) {
       if (!file.is_string()) throw Error(index.string() + ": weight_map['" + name + "'] must be a file name");
       const std::string fname = file.get<std::string>();
-      if (fname.find('/') != std::string::npos || fname == ".." )
-        throw Error(index.string() + ": weight_map['" + name + "']: expected a file name in the folder, found '" + fname + "'");
+      if (fname.find('/') != std::string::npos || fname == "..")
+        throw Error(index.string() + ": weight_map['" + name + "']: expected a file name in the folder, found '" +
+                    fname + "'");
       wanted[name] = fname;
       if (std::find(weight_files.begin(), weight_files.end(), (d / fname).string()) == weight_files.end())
         weight_files.push_back((d / fname).string());
@@ -151,7 +153,8 @@ Checkpoint::Checkpoint(const std::string& model_arg) : dir_(resolve_model_dir(mo
       for (const auto& f2 : files_)
         if (f2->path() == (d / fname).string()) owner = f2.get();
       if (!owner->has(name))
-        throw Error(index.string() + ": weight_map says '" + name + "' is in " + fname + ", but that file has no such tensor");
+        throw Error(index.string() + ": weight_map says '" + name + "' is in " + fname +
+                    ", but that file has no such tensor");
       where_[name] = owner;
     }
     return;

@@ -20,41 +20,61 @@ using json = nlohmann::json;
 
 const char* dtype_name(DType d) {
   switch (d) {
-    case DType::F64: return "F64";
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-    case DType::I64: return "I64";
-    case DType::I32: return "I32";
-    case DType::I16: return "I16";
-    case DType::I8: return "I8";
-    case DType::U8: return "U8";
-    case DType::BOOL: return "BOOL";
+    case DType::F64:
+      return "F64";
+    case DType::F32:
+      return "F32";
+    case DType::F16:
+      return "F16";
+    case DType::BF16:
+      return "BF16";
+    case DType::I64:
+      return "I64";
+    case DType::I32:
+      return "I32";
+    case DType::I16:
+      return "I16";
+    case DType::I8:
+      return "I8";
+    case DType::U8:
+      return "U8";
+    case DType::BOOL:
+      return "BOOL";
   }
   return "?";
 }
 
 size_t dtype_size(DType d) {
   switch (d) {
-    case DType::F64: case DType::I64: return 8;
-    case DType::F32: case DType::I32: return 4;
-    case DType::F16: case DType::BF16: case DType::I16: return 2;
-    case DType::I8: case DType::U8: case DType::BOOL: return 1;
+    case DType::F64:
+    case DType::I64:
+      return 8;
+    case DType::F32:
+    case DType::I32:
+      return 4;
+    case DType::F16:
+    case DType::BF16:
+    case DType::I16:
+      return 2;
+    case DType::I8:
+    case DType::U8:
+    case DType::BOOL:
+      return 1;
   }
   return 0;
 }
 
-bool is_float(DType d) {
-  return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16;
-}
+bool is_float(DType d) { return d == DType::F64 || d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 
 static bool parse_dtype(const std::string& s, DType* out) {
   static const std::pair<const char*, DType> table[] = {
-      {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
-      {"I64", DType::I64}, {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},
-      {"U8", DType::U8},   {"BOOL", DType::BOOL}};
+      {"F64", DType::F64}, {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"I64", DType::I64},
+      {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},   {"U8", DType::U8},     {"BOOL", DType::BOOL}};
   for (auto& [name, d] : table)
-    if (s == name) { *out = d; return true; }
+    if (s == name) {
+      *out = d;
+      return true;
+    }
   return false;
 }
 
@@ -77,7 +97,10 @@ float f16_to_f32(uint16_t h) {
       bits = sign;
     } else {  // subnormal half: normalise
       exp = 127 - 15 + 1;
-      while (!(mant & 0x400)) { mant <<= 1; --exp; }
+      while (!(mant & 0x400)) {
+        mant <<= 1;
+        --exp;
+      }
       mant &= 0x3ff;
       bits = sign | (exp << 23) | (mant << 13);
     }
@@ -97,9 +120,9 @@ uint16_t f32_to_f16(float f) {
   uint32_t sign = (x >> 16) & 0x8000u;
   uint32_t absx = x & 0x7fffffffu;
   if (absx >= 0x7f800000u) return sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0);  // inf/nan
-  if (absx >= 0x477ff000u) return sign | 0x7c00u;  // overflow to inf (>= 65520)
-  if (absx < 0x38800000u) {                        // subnormal half or zero
-    if (absx < 0x33000000u) return sign;           // < 2^-25 rounds to zero
+  if (absx >= 0x477ff000u) return sign | 0x7c00u;                                      // overflow to inf (>= 65520)
+  if (absx < 0x38800000u) {                                                            // subnormal half or zero
+    if (absx < 0x33000000u) return sign;                                               // < 2^-25 rounds to zero
     uint32_t e = absx >> 23, m = (absx & 0x7fffff) | 0x800000;
     uint32_t shift = 126 - e;  // 14 + (112 - e) + 1 ... maps to half subnormal
     uint32_t half = m >> shift;
@@ -213,7 +236,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         fail(path, where + "expected 'data_offsets' [begin, end] of non-negative integers");
       t.begin = v["data_offsets"][0].get<uint64_t>();
       t.end = v["data_offsets"][1].get<uint64_t>();
-      if (t.end < t.begin) fail(path, where + "data_offsets end " + std::to_string(t.end) + " < begin " + std::to_string(t.begin));
+      if (t.end < t.begin)
+        fail(path, where + "data_offsets end " + std::to_string(t.end) + " < begin " + std::to_string(t.begin));
       uint64_t nbytes;
       if (mul_overflow(numel, dtype_size(t.dtype), &nbytes))
         fail(path, where + "byte size of shape " + v["shape"].dump() + " overflows");
@@ -264,15 +288,29 @@ void SafetensorsFile::to_f32(const std::string& name, float* out) const {
   const uint8_t* src = bytes(t);
   const size_t n = size_t(t.numel());
   switch (t.dtype) {
-    case DType::F32: std::memcpy(out, src, n * 4); break;
+    case DType::F32:
+      std::memcpy(out, src, n * 4);
+      break;
     case DType::F64:
-      for (size_t i = 0; i < n; ++i) { double d; std::memcpy(&d, src + 8 * i, 8); out[i] = float(d); }
+      for (size_t i = 0; i < n; ++i) {
+        double d;
+        std::memcpy(&d, src + 8 * i, 8);
+        out[i] = float(d);
+      }
       break;
     case DType::F16:
-      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); out[i] = f16_to_f32(h); }
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = f16_to_f32(h);
+      }
       break;
     case DType::BF16:
-      for (size_t i = 0; i < n; ++i) { uint16_t h; std::memcpy(&h, src + 2 * i, 2); out[i] = bf16_to_f32(h); }
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, src + 2 * i, 2);
+        out[i] = bf16_to_f32(h);
+      }
       break;
     default:
       throw Error(path_ + ": tensor '" + name + "': expected a float dtype (F32, F16, BF16, F64), found " +

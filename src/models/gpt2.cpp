@@ -106,7 +106,8 @@ std::vector<Spec> specs(const Config& c, Weights& w) {
 Weights Weights::load(const Checkpoint& ckpt, const Config& c) {
   Weights w;
   std::string prefix;
-  if (ckpt.has("transformer.wte.weight")) prefix = "transformer.";
+  if (ckpt.has("transformer.wte.weight"))
+    prefix = "transformer.";
   else if (!ckpt.has("wte.weight"))
     throw Error(ckpt.dir() + ": missing tensor 'wte.weight' (also looked for 'transformer.wte.weight')");
   for (Spec& s : specs(c, w)) *s.slot = load_checked(ckpt, prefix + s.name, s.shape);
@@ -126,11 +127,17 @@ Weights Weights::random(const Config& c, uint64_t seed) {
   const double std = 0.02, resid = 0.02 / std::sqrt(2.0 * double(c.n_layer));
   for (Spec& s : specs(c, w)) {
     const std::string& n = s.name;
-    auto ends = [&](const char* suf) { return n.size() >= strlen(suf) && n.compare(n.size() - strlen(suf), strlen(suf), suf) == 0; };
-    if (ends("ln_1.weight") || ends("ln_2.weight") || ends("ln_f.weight")) *s.slot = torch::ones(s.shape);
-    else if (ends(".bias")) *s.slot = torch::zeros(s.shape);
-    else if (ends("c_proj.weight")) *s.slot = torch::randn(s.shape) * resid;
-    else *s.slot = torch::randn(s.shape) * std;
+    auto ends = [&](const char* suf) {
+      return n.size() >= strlen(suf) && n.compare(n.size() - strlen(suf), strlen(suf), suf) == 0;
+    };
+    if (ends("ln_1.weight") || ends("ln_2.weight") || ends("ln_f.weight"))
+      *s.slot = torch::ones(s.shape);
+    else if (ends(".bias"))
+      *s.slot = torch::zeros(s.shape);
+    else if (ends("c_proj.weight"))
+      *s.slot = torch::randn(s.shape) * resid;
+    else
+      *s.slot = torch::randn(s.shape) * std;
   }
   w.lm_head = w.wte;
   w.tied = true;
@@ -165,7 +172,7 @@ torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Ten
     const Block& b = w.h[size_t(l)];
     auto a = torch::layer_norm(x, {D}, b.ln1_w, b.ln1_b, c.eps);
     auto qkv = torch::addmm(b.attn_b, a.view({B * T, D}), b.attn_w).view({B, T, 3, H, hd});  // (B, T, 3, H, hd)
-    auto q = qkv.select(2, 0).permute({0, 2, 1, 3});                                           // (B, H, T, hd)
+    auto q = qkv.select(2, 0).permute({0, 2, 1, 3});                                         // (B, H, T, hd)
     auto k = qkv.select(2, 1).permute({0, 2, 1, 3});
     auto v = qkv.select(2, 2).permute({0, 2, 1, 3});
     auto scores = torch::matmul(q, k.transpose(-1, -2));  // (B, H, T, T)

@@ -13,7 +13,8 @@ namespace {
 
 class Gpt2Model final : public Model {
  public:
-  explicit Gpt2Model(const Checkpoint& ckpt) : cfg_(gpt2::Config::from(ckpt.config())), w_(gpt2::Weights::load(ckpt, cfg_)) {
+  explicit Gpt2Model(const Checkpoint& ckpt)
+      : cfg_(gpt2::Config::from(ckpt.config())), w_(gpt2::Weights::load(ckpt, cfg_)) {
     info_.family = "gpt2";
     info_.model_type = ckpt.model_type();
     info_.n_layers = cfg_.n_layer;
@@ -37,10 +38,12 @@ class Gpt2Model final : public Model {
     if (ids.empty()) throw Error("input: expected at least one token, found none");
     if (int64_t(ids.size()) > cfg_.n_positions)
       throw Error("input: " + std::to_string(ids.size()) + " tokens exceed the model's n_positions " +
-                  std::to_string(cfg_.n_positions) + " (use --truncate to keep the first " + std::to_string(cfg_.n_positions) + ")");
+                  std::to_string(cfg_.n_positions) + " (use --truncate to keep the first " +
+                  std::to_string(cfg_.n_positions) + ")");
     for (int64_t id : ids)
       if (id < 0 || id >= cfg_.vocab_size)
-        throw Error("input: token id " + std::to_string(id) + " is outside the model's vocabulary of " + std::to_string(cfg_.vocab_size));
+        throw Error("input: token id " + std::to_string(id) + " is outside the model's vocabulary of " +
+                    std::to_string(cfg_.vocab_size));
     torch::NoGradGuard no_grad;
     auto t = torch::from_blob(const_cast<int64_t*>(ids.data()), {1, int64_t(ids.size())}, torch::kLong).clone();
     gpt2::Capture cap;

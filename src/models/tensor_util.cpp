@@ -5,13 +5,15 @@
 namespace attnscope {
 
 torch::Tensor load_checked(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape) {
-  if (!ckpt.has(name)) throw Error(ckpt.dir() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
+  if (!ckpt.has(name))
+    throw Error(ckpt.dir() + ": missing tensor '" + name + "' (expected shape " + shape_str(shape) + ")");
   const TensorInfo& info = ckpt.info(name);
   if (info.shape != shape)
-    throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected shape " + shape_str(shape) + " (from config.json), found " +
-                shape_str(info.shape));
+    throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected shape " + shape_str(shape) +
+                " (from config.json), found " + shape_str(info.shape));
   if (!is_float(info.dtype))
-    throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected a float dtype, found " + dtype_name(info.dtype));
+    throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected a float dtype, found " +
+                dtype_name(info.dtype));
   torch::Tensor t = torch::empty(shape, torch::kFloat32);
   ckpt.read_f32(name, t.data_ptr<float>());
   return t;

@@ -25,9 +25,12 @@ std::string axis_label(const std::string& token) {
       out += "\u2026";
       break;
     }
-    if (cp == '\n') out += "\\n";
-    else if (cp == '\r') out += "\\r";
-    else if (cp == '\t') out += "\\t";
+    if (cp == '\n')
+      out += "\\n";
+    else if (cp == '\r')
+      out += "\\r";
+    else if (cp == '\t')
+      out += "\\t";
     else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02x", cp);
@@ -44,7 +47,8 @@ std::string check_figure_path(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
   if (ext != ".png" && ext != ".svg" && ext != ".pdf")
-    throw Error("-o " + path + ": expected a file ending in .png, .svg or .pdf, found '" + (ext.empty() ? "no extension" : ext) + "'");
+    throw Error("-o " + path + ": expected a file ending in .png, .svg or .pdf, found '" +
+                (ext.empty() ? "no extension" : ext) + "'");
   std::error_code ec;
   fs::path parent = fs::path(path).parent_path();
   if (!parent.empty() && !fs::is_directory(parent, ec))
@@ -92,7 +96,8 @@ class Painter {
     *h = double(logical.height) / PANGO_SCALE;
   }
   // Draws with the anchor at (x, y); ax, ay in {0, 0.5, 1} pick left/centre/right, top/middle/bottom.
-  void draw(const std::string& s, double pt, double x, double y, double ax, double ay, double angle = 0, bool bold = false) {
+  void draw(const std::string& s, double pt, double x, double y, double ax, double ay, double angle = 0,
+            bool bold = false) {
     auto l = layout(s, pt, bold);
     double w, h;
     size(l.get(), &w, &h);
@@ -127,15 +132,22 @@ std::vector<double> nice_ticks(double lo, double hi, int* decimals) {
   double range = hi - lo, raw = range / 5.0, mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
-    if (m * mag >= raw) { step = m * mag; break; }
+    if (m * mag >= raw) {
+      step = m * mag;
+      break;
+    }
   *decimals = std::max(0, int(-std::floor(std::log10(step) + 1e-9)) + (std::fabs(step / mag - 2.5) < 1e-9 ? 1 : 0));
   std::vector<double> t;
-  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
+  for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
+    t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
   return t;
 }
 
 double luminance(Rgb c) {
-  auto lin = [](double v) { v /= 255.0; return v <= 0.03928 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); };
+  auto lin = [](double v) {
+    v /= 255.0;
+    return v <= 0.03928 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4);
+  };
   return 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
 }
 
@@ -152,9 +164,18 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
   if (!o.vmin || !o.vmax) {
     float lo = INFINITY, hi = -INFINITY;
     for (float v : m.values)
-      if (std::isfinite(v)) { lo = std::min(lo, v); hi = std::max(hi, v); }
-    if (!std::isfinite(lo)) { lo = 0; hi = 1; }
-    if (o.centered) { hi = std::max(std::fabs(lo), std::fabs(hi)); lo = -hi; }
+      if (std::isfinite(v)) {
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+    if (!std::isfinite(lo)) {
+      lo = 0;
+      hi = 1;
+    }
+    if (o.centered) {
+      hi = std::max(std::fabs(lo), std::fabs(hi));
+      lo = -hi;
+    }
     if (!o.vmin) vmin = lo;
     if (!o.vmax) vmax = hi;
   }
@@ -177,7 +198,11 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
   // Colour bar geometry and its tick labels.
   int dec = 2;
   std::vector<double> ticks = nice_ticks(vmin, vmax, &dec);
-  auto fmt = [&](double v) { char b[32]; std::snprintf(b, sizeof b, "%.*f", dec, v); return std::string(b); };
+  auto fmt = [&](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.*f", dec, v);
+    return std::string(b);
+  };
   double cb_label_w = 0;
   for (double t : ticks) cb_label_w = std::max(cb_label_w, p.width(fmt(t), label_pt));
   const double cb_w = 0.22 * o.dpi, cb_gap = 0.25 * o.dpi;
@@ -212,7 +237,8 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
       for (int64_t j = 0; j < m.cols; ++j) {
         Rgb c = cmap.at((m.at(i, j) - vmin) / (vmax - vmin));
         cairo_set_source_rgb(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0);
-        cairo_rectangle(cr, gx + double(j) * cw, gy + double(i) * ch, cw + (j + 1 < m.cols ? 0.3 : 0), ch + (i + 1 < m.rows ? 0.3 : 0));
+        cairo_rectangle(cr, gx + double(j) * cw, gy + double(i) * ch, cw + (j + 1 < m.cols ? 0.3 : 0),
+                        ch + (i + 1 < m.rows ? 0.3 : 0));
         cairo_fill(cr);
       }
   } else {
@@ -244,8 +270,10 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
     for (int64_t i = 0; i < m.rows; ++i)
       for (int64_t j = 0; j < m.cols; ++j) {
         Rgb c = cmap.at((m.at(i, j) - vmin) / (vmax - vmin));
-        if (luminance(c) > 0.408) cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
-        else cairo_set_source_rgb(cr, 1, 1, 1);
+        if (luminance(c) > 0.408)
+          cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
+        else
+          cairo_set_source_rgb(cr, 1, 1, 1);
         char b[32];
         std::snprintf(b, sizeof b, "%.4f", double(m.at(i, j)));
         p.draw(b, apt, gx + (double(j) + 0.5) * cw, gy + (double(i) + 0.5) * ch, 0.5, 0.5);
@@ -297,19 +325,24 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
 }  // namespace
 
 void render_heatmap(const Matrix& m, const HeatmapOptions& o, const std::string& path) {
-  if (m.rows <= 0 || m.cols <= 0 || m.values.size() != size_t(m.rows * m.cols) || m.row_labels.size() != size_t(m.rows) ||
-      m.col_labels.size() != size_t(m.cols))
+  if (m.rows <= 0 || m.cols <= 0 || m.values.size() != size_t(m.rows * m.cols) ||
+      m.row_labels.size() != size_t(m.rows) || m.col_labels.size() != size_t(m.cols))
     throw Error("heatmap: expected a non-empty matrix with one label per row and column");
-  if (!(o.dpi > 0) || !(o.width_in > 0) || !(o.height_in > 0) || o.width_in * o.dpi > 32000 || o.height_in * o.dpi > 32000)
-    throw Error("--size/--dpi: expected a positive figure size of at most 32000 px per side, found " + std::to_string(o.width_in) +
-                "x" + std::to_string(o.height_in) + " in at " + std::to_string(o.dpi) + " dpi");
+  if (!(o.dpi > 0) || !(o.width_in > 0) || !(o.height_in > 0) || o.width_in * o.dpi > 32000 ||
+      o.height_in * o.dpi > 32000)
+    throw Error("--size/--dpi: expected a positive figure size of at most 32000 px per side, found " +
+                std::to_string(o.width_in) + "x" + std::to_string(o.height_in) + " in at " + std::to_string(o.dpi) +
+                " dpi");
   colormap(o.cmap);  // unknown names fail before any file is touched
   const std::string ext = check_figure_path(path);
   const double W = o.width_in * o.dpi, H = o.height_in * o.dpi;
   cairo_surface_t* s = nullptr;
-  if (ext == ".png") s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, int(std::lround(W)), int(std::lround(H)));
-  else if (ext == ".svg") s = cairo_svg_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
-  else s = cairo_pdf_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
+  if (ext == ".png")
+    s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, int(std::lround(W)), int(std::lround(H)));
+  else if (ext == ".svg")
+    s = cairo_svg_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
+  else
+    s = cairo_pdf_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
   if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
     std::string why = cairo_status_to_string(cairo_surface_status(s));
     cairo_surface_destroy(s);
@@ -324,7 +357,8 @@ void render_heatmap(const Matrix& m, const HeatmapOptions& o, const std::string&
   cairo_surface_finish(s);
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
   cairo_surface_destroy(s);
-  if (st != CAIRO_STATUS_SUCCESS) throw Error("-o " + path + ": cannot write the figure (" + cairo_status_to_string(st) + ")");
+  if (st != CAIRO_STATUS_SUCCESS)
+    throw Error("-o " + path + ": cannot write the figure (" + cairo_status_to_string(st) + ")");
 }
 
 }  // namespace attnscope

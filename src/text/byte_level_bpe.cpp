@@ -20,8 +20,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // The GPT-2 byte -> code point table: printable bytes map to themselves, the other 68 to
 // 256, 257, ... in byte order.
@@ -91,10 +90,14 @@ struct AddedToken {
 
 class ByteLevelBpe final : public Tokenizer {
  public:
-  ByteLevelBpe(std::unordered_map<std::string, int64_t> vocab, const std::vector<std::pair<std::string, std::string>>& merges,
-               std::vector<AddedToken> added, bool add_prefix_space, std::vector<std::string> files, const std::string& where)
-      : vocab_(std::move(vocab)), added_(std::move(added)), add_prefix_space_(add_prefix_space),
-        files_(std::move(files)), regex_(kGpt2Pattern, where) {
+  ByteLevelBpe(std::unordered_map<std::string, int64_t> vocab,
+               const std::vector<std::pair<std::string, std::string>>& merges, std::vector<AddedToken> added,
+               bool add_prefix_space, std::vector<std::string> files, const std::string& where)
+      : vocab_(std::move(vocab)),
+        added_(std::move(added)),
+        add_prefix_space_(add_prefix_space),
+        files_(std::move(files)),
+        regex_(kGpt2Pattern, where) {
     int64_t max_id = -1;
     for (auto& [tok, id] : vocab_) max_id = std::max(max_id, id);
     for (auto& a : added_) max_id = std::max(max_id, a.id);
@@ -114,14 +117,16 @@ class ByteLevelBpe final : public Tokenizer {
       cp_to_byte_[b2c[b]] = uint8_t(b);
       auto it = vocab_.find(ch);
       if (it == vocab_.end())
-        throw Error(where + ": byte-level vocabulary lacks the token for byte " + std::to_string(b) + " ('" + ch + "')");
+        throw Error(where + ": byte-level vocabulary lacks the token for byte " + std::to_string(b) + " ('" + ch +
+                    "')");
       byte_id_[b] = it->second;
     }
     int rank = 0;
     for (const auto& [a, b] : merges) {
       auto ia = vocab_.find(a), ib = vocab_.find(b), ic = vocab_.find(a + b);
       if (ia == vocab_.end() || ib == vocab_.end() || ic == vocab_.end())
-        throw Error(where + ": merge " + std::to_string(rank) + " ('" + a + " " + b + "') uses a token missing from the vocabulary");
+        throw Error(where + ": merge " + std::to_string(rank) + " ('" + a + " " + b +
+                    "') uses a token missing from the vocabulary");
       merges_.emplace(key(ia->second, ib->second), std::make_pair(rank, ic->second));
       ++rank;
     }
@@ -167,15 +172,18 @@ class ByteLevelBpe final : public Tokenizer {
   std::string decode(const std::vector<int64_t>& ids) const override {
     std::string bytes;
     for (int64_t id : ids) {
-      if (id < 0 || size_t(id) >= id_to_token_.size()) throw Error("decode: token id " + std::to_string(id) + " is outside the vocabulary");
+      if (id < 0 || size_t(id) >= id_to_token_.size())
+        throw Error("decode: token id " + std::to_string(id) + " is outside the vocabulary");
       if (std::find(added_ids_.begin(), added_ids_.end(), id) != added_ids_.end()) {
         bytes += id_to_token_[size_t(id)];
         continue;
       }
       for (uint32_t cp : utf8_codepoints(id_to_token_[size_t(id)])) {
         auto it = cp_to_byte_.find(cp);
-        if (it != cp_to_byte_.end()) bytes.push_back(char(it->second));
-        else append_utf8(bytes, cp);
+        if (it != cp_to_byte_.end())
+          bytes.push_back(char(it->second));
+        else
+          append_utf8(bytes, cp);
       }
     }
     return utf8_lossy(bytes);
@@ -190,7 +198,8 @@ class ByteLevelBpe final : public Tokenizer {
     return it->second;
   }
   std::string id_to_token(int64_t id) const override {
-    if (id < 0 || size_t(id) >= id_to_token_.size()) throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+    if (id < 0 || size_t(id) >= id_to_token_.size())
+      throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
     return id_to_token_[size_t(id)];
   }
   std::string kind() const override { return "byte-level BPE"; }
@@ -226,7 +235,8 @@ class ByteLevelBpe final : public Tokenizer {
     std::vector<Sym> syms;
     syms.reserve(pe - pb);
     for (size_t i = pb; i < pe; ++i)
-      syms.push_back({byte_id_[static_cast<unsigned char>(s[i])], int(syms.size()) - 1, int(syms.size()) + 1, i, i + 1});
+      syms.push_back(
+          {byte_id_[static_cast<unsigned char>(s[i])], int(syms.size()) - 1, int(syms.size()) + 1, i, i + 1});
     if (syms.empty()) return;
     syms.back().next = -1;
     struct Cand {
@@ -241,7 +251,8 @@ class ByteLevelBpe final : public Tokenizer {
       int r = syms[size_t(l)].next;
       if (r < 0) return;
       auto it = merges_.find(key(syms[size_t(l)].id, syms[size_t(r)].id));
-      if (it != merges_.end()) pq.push({it->second.first, l, syms[size_t(l)].id, syms[size_t(r)].id, it->second.second});
+      if (it != merges_.end())
+        pq.push({it->second.first, l, syms[size_t(l)].id, syms[size_t(r)].id, it->second.second});
     };
     for (int i = 0; i + 1 < int(syms.size()); ++i) push(i);
     std::vector<bool> dead(syms.size(), false);
@@ -264,7 +275,7 @@ class ByteLevelBpe final : public Tokenizer {
       const Sym& sy = syms[size_t(i)];
       enc.ids.push_back(sy.id);
       enc.tokens.push_back(id_to_token_[size_t(sy.id)]);
-      enc.display.push_back(utf8_lossy(s.substr(sy.b, sy.e - sy.b)));
+      enc.display.push_back(utf8_escape_invalid(s.substr(sy.b, sy.e - sy.b)));
       // With a prefix space the buffer is one byte longer than the text it stands for.
       enc.offsets.emplace_back(sy.b >= shift ? sy.b - shift : 0, sy.e - shift);
       enc.special.push_back(false);
@@ -296,7 +307,8 @@ json read_json(const fs::path& p) {
 std::pair<std::string, std::string> split_merge(const std::string& line, const std::string& where, size_t n) {
   size_t sp = line.find(' ');
   if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
-    throw Error(where + ": merge " + std::to_string(n) + ": expected two tokens separated by one space, found '" + line + "'");
+    throw Error(where + ": merge " + std::to_string(n) + ": expected two tokens separated by one space, found '" +
+                line + "'");
   return {line.substr(0, sp), line.substr(sp + 1)};
 }
 
@@ -307,13 +319,16 @@ std::unique_ptr<Tokenizer> from_tokenizer_json(const fs::path& p) {
     throw Error(where + ": expected an object with a 'model' section");
   const json& m = j["model"];
   const std::string type = m.value("type", std::string("BPE"));
-  if (type != "BPE") throw Error(where + ": model type '" + type + "' is not supported yet (supported: BPE with ByteLevel)");
+  if (type != "BPE")
+    throw Error(where + ": model type '" + type + "' is not supported yet (supported: BPE with ByteLevel)");
   const json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
   if (!pre.is_object() || pre.value("type", "") != "ByteLevel")
-    throw Error(where + ": pre_tokenizer " + (pre.is_object() ? "'" + pre.value("type", std::string("?")) + "'" : std::string("null")) +
+    throw Error(where + ": pre_tokenizer " +
+                (pre.is_object() ? "'" + pre.value("type", std::string("?")) + "'" : std::string("null")) +
                 " is not supported yet (supported: ByteLevel)");
   bool add_prefix_space = pre.value("add_prefix_space", false);
-  if (!m.contains("vocab") || !m["vocab"].is_object()) throw Error(where + ": model.vocab: expected an object token -> id");
+  if (!m.contains("vocab") || !m["vocab"].is_object())
+    throw Error(where + ": model.vocab: expected an object token -> id");
   std::unordered_map<std::string, int64_t> vocab;
   for (auto& [tok, id] : m["vocab"].items()) {
     if (!id.is_number_integer()) throw Error(where + ": model.vocab['" + tok + "']: expected an integer id");
@@ -322,10 +337,13 @@ std::unique_ptr<Tokenizer> from_tokenizer_json(const fs::path& p) {
   std::vector<std::pair<std::string, std::string>> merges;
   if (m.contains("merges") && m["merges"].is_array()) {
     for (const auto& e : m["merges"]) {
-      if (e.is_string()) merges.push_back(split_merge(e.get<std::string>(), where, merges.size()));
+      if (e.is_string())
+        merges.push_back(split_merge(e.get<std::string>(), where, merges.size()));
       else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string())
         merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
-      else throw Error(where + ": model.merges[" + std::to_string(merges.size()) + "]: expected \"a b\" or [\"a\", \"b\"]");
+      else
+        throw Error(where + ": model.merges[" + std::to_string(merges.size()) +
+                    "]: expected \"a b\" or [\"a\", \"b\"]");
     }
   }
   std::vector<AddedToken> added;
@@ -337,7 +355,8 @@ std::unique_ptr<Tokenizer> from_tokenizer_json(const fs::path& p) {
       t.lstrip = a.value("lstrip", false);
       t.rstrip = a.value("rstrip", false);
       t.special = a.value("special", true);
-      if (t.content.empty() || t.id < 0) throw Error(where + ": added_tokens: expected entries with 'content' and 'id'");
+      if (t.content.empty() || t.id < 0)
+        throw Error(where + ": added_tokens: expected entries with 'content' and 'id'");
       added.push_back(t);
     }
   }
@@ -345,7 +364,8 @@ std::unique_ptr<Tokenizer> from_tokenizer_json(const fs::path& p) {
                                         std::vector<std::string>{where}, where);
 }
 
-std::unique_ptr<Tokenizer> from_vocab_merges(const fs::path& vocab_path, const fs::path& merges_path, const fs::path& dir) {
+std::unique_ptr<Tokenizer> from_vocab_merges(const fs::path& vocab_path, const fs::path& merges_path,
+                                             const fs::path& dir) {
   json v = read_json(vocab_path);
   if (!v.is_object()) throw Error(vocab_path.string() + ": expected an object token -> id");
   std::unordered_map<std::string, int64_t> vocab;
@@ -384,7 +404,8 @@ std::unique_ptr<Tokenizer> from_vocab_merges(const fs::path& vocab_path, const f
       }
   }
   if (added.empty())
-    if (auto it = vocab.find("<|endoftext|>"); it != vocab.end()) added.push_back({"<|endoftext|>", it->second, false, false, true});
+    if (auto it = vocab.find("<|endoftext|>"); it != vocab.end())
+      added.push_back({"<|endoftext|>", it->second, false, false, true});
   return std::make_unique<ByteLevelBpe>(std::move(vocab), merges, std::move(added), false, std::move(files),
                                         vocab_path.string());
 }

@@ -10,13 +10,26 @@ static size_t valid_seq_len(const std::string& s, size_t i, uint32_t* cp_out) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const size_t n = s.size();
   unsigned char c = b(i);
-  if (c < 0x80) { *cp_out = c; return 1; }
+  if (c < 0x80) {
+    *cp_out = c;
+    return 1;
+  }
   size_t len;
   uint32_t cp, min;
-  if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
-  else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
-  else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    cp = c & 0x1F;
+    min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    cp = c & 0x0F;
+    min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    cp = c & 0x07;
+    min = 0x10000;
+  } else
+    return 0;
   if (i + len > n) return 0;
   for (size_t k = 1; k < len; ++k) {
     if ((b(i + k) & 0xC0) != 0x80) return 0;
@@ -88,12 +101,36 @@ std::string utf8_lossy(const std::string& s) {
   return out;
 }
 
+std::string utf8_escape_invalid(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  uint32_t cp;
+  static const char* hex = "0123456789abcdef";
+  for (size_t i = 0; i < s.size();) {
+    size_t len = valid_seq_len(s, i, &cp);
+    if (len) {
+      out.append(s, i, len);
+      i += len;
+      continue;
+    }
+    const auto b = static_cast<unsigned char>(s[i++]);
+    out += "\\x";
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 15]);
+  }
+  return out;
+}
+
 std::vector<uint32_t> utf8_codepoints(const std::string& s) {
   std::vector<uint32_t> out;
   uint32_t cp;
   for (size_t i = 0; i < s.size();) {
     size_t len = valid_seq_len(s, i, &cp);
-    if (!len) { out.push_back(0xFFFD); ++i; continue; }
+    if (!len) {
+      out.push_back(0xFFFD);
+      ++i;
+      continue;
+    }
     out.push_back(cp);
     i += len;
   }

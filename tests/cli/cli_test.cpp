@@ -86,7 +86,8 @@ TEST(Cli, TokenizePrintsIdsAndOffsets) {
 
 TEST(Cli, DumpWritesTheDesignFormat) {
   const std::string out = test::temp_dir("cli_dump") + "/d.safetensors";
-  test::Run r = test::run_cli({"dump", "--model", small_model(), "--text", "Hello world again", "-o", out, "--qkv", "--hidden"});
+  test::Run r =
+      test::run_cli({"dump", "--model", small_model(), "--text", "Hello world again", "-o", out, "--qkv", "--hidden"});
   ASSERT_EQ(r.code, 0) << r.err;
   SafetensorsFile f(out);
   EXPECT_EQ(f.info("attention.0").shape, (std::vector<int64_t>{2, 3, 3}));
@@ -117,9 +118,11 @@ TEST(Cli, DumpWritesTheDesignFormat) {
 TEST(Cli, HeatmapWritesEveryFormatAndOption) {
   const std::string d = test::temp_dir("cli_heat");
   for (const char* ext : {"png", "svg", "pdf"}) {
-    test::Run r = test::run_cli({"heatmap", "--model", small_model(), "--text", "A new sentence to visualize attention weights",
-                                 "-o", d + "/h." + ext, "--layer", "0", "--head", "1", "--cmap", "cividis", "--annotate",
-                                 "--size", "6x5", "--dpi", "80", "--title", "Layer 0 head 1"});
+    test::Run r = test::run_cli(
+        {"heatmap", "--model",       small_model(), "--text",     "A new sentence to visualize attention weights",
+         "-o",      d + "/h." + ext, "--layer",     "0",          "--head",
+         "1",       "--cmap",        "cividis",     "--annotate", "--size",
+         "6x5",     "--dpi",         "80",          "--title",    "Layer 0 head 1"});
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(fs::file_size(d + "/h." + ext) > 1000);
   }
@@ -143,17 +146,23 @@ TEST(Cli, BadInputsGiveOneLineErrors) {
   test::write_file(tmp + "/bad.txt", "abc\xff\xfe");
   expect_error({"dump", "--model", m, "--text-file", tmp + "/bad.txt", "-o", tmp + "/d.safetensors"},
                "expected valid UTF-8, found an invalid byte sequence at byte 3");
-  expect_error({"dump", "--model", m, "--text-file", tmp + "/missing.txt", "-o", tmp + "/d.safetensors"}, "cannot read");
+  expect_error({"dump", "--model", m, "--text-file", tmp + "/missing.txt", "-o", tmp + "/d.safetensors"},
+               "cannot read");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--layer", "2"},
                "--layer 2: expected a layer in 0..1 or -2..-1");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--layer", "-3"}, "--layer -3");
-  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--head", "5"}, "--head 5: expected a head in 0..1");
-  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--head", "median"}, "--head median");
-  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.gif"}, "expected a file ending in .png, .svg or .pdf");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--head", "5"},
+               "--head 5: expected a head in 0..1");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--head", "median"},
+               "--head median");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.gif"},
+               "expected a file ending in .png, .svg or .pdf");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", "/nonexistent-dir/h.png"}, "does not exist");
-  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--cmap", "jet"}, "unknown colormap 'jet'");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--cmap", "jet"},
+               "unknown colormap 'jet'");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--size", "big"}, "--size big");
-  expect_error({"dump", "--model", m, "--text", "hi", "-o", "/nonexistent-dir/d.safetensors"}, "cannot open for writing");
+  expect_error({"dump", "--model", m, "--text", "hi", "-o", "/nonexistent-dir/d.safetensors"},
+               "cannot open for writing");
   expect_error({"dump", "--model", m, "--text", "hi", "-o", tmp + "/d.safetensors", "--dtype", "f8"}, "--dtype f8");
   expect_error({"info", "--model", tmp + "/no-such-model"}, "expected a model folder or a repo id");
   expect_error({"info", "--bogus"}, "bogus");

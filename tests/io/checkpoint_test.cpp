@@ -71,11 +71,13 @@ TEST(Checkpoint, MissingConfigAndWeightsAreNamed) {
 TEST(Checkpoint, ShardIndexNamingMissingShardFails) {
   const std::string d = test::temp_dir("bad_index");
   test::write_file(d + "/config.json", R"({"model_type":"gpt2"})");
-  test::write_file(d + "/model.safetensors.index.json", R"({"weight_map":{"wte.weight":"model-00001-of-00002.safetensors"}})");
+  test::write_file(d + "/model.safetensors.index.json",
+                   R"({"weight_map":{"wte.weight":"model-00001-of-00002.safetensors"}})");
   try {
     Checkpoint c(d);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model-00001-of-00002.safetensors, which is missing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model-00001-of-00002.safetensors, which is missing"), std::string::npos)
+        << e.what();
   }
 }

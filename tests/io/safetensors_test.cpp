@@ -67,24 +67,32 @@ TEST(Safetensors, RejectsHeaderSizeThatWouldOverflow) {
 
 TEST(Safetensors, RejectsNonJsonHeader) { expect_invalid(file_with("{not json}", 0, "nonjson"), "not valid JSON"); }
 
-TEST(Safetensors, RejectsHeaderNotStartingWithBrace) { expect_invalid(file_with("[1, 2]  ", 0, "array"), "start with '{'"); }
+TEST(Safetensors, RejectsHeaderNotStartingWithBrace) {
+  expect_invalid(file_with("[1, 2]  ", 0, "array"), "start with '{'");
+}
 
 TEST(Safetensors, RejectsDuplicateNames) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8, "dup"),
-                 "appears twice");
+  expect_invalid(
+      file_with(
+          R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+          8, "dup"),
+      "appears twice");
 }
 
 TEST(Safetensors, RejectsUnknownDtype) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}})", 1, "dtype"), "unknown dtype 'F8'");
+  expect_invalid(file_with(R"({"a":{"dtype":"F8","shape":[1],"data_offsets":[0,1]}})", 1, "dtype"),
+                 "unknown dtype 'F8'");
 }
 
 TEST(Safetensors, RejectsNegativeShape) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "negshape"), "non-negative");
+  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4, "negshape"),
+                 "non-negative");
 }
 
 TEST(Safetensors, RejectsShapeProductOverflow) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})", 4, "shapeovf"),
-                 "overflows");
+  expect_invalid(
+      file_with(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})", 4, "shapeovf"),
+      "overflows");
 }
 
 TEST(Safetensors, RejectsEndBeforeBegin) {
@@ -97,13 +105,19 @@ TEST(Safetensors, RejectsSizeMismatch) {
 }
 
 TEST(Safetensors, RejectsHoleBetweenTensors) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})", 12, "hole"),
-                 "hole");
+  expect_invalid(
+      file_with(
+          R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+          12, "hole"),
+      "hole");
 }
 
 TEST(Safetensors, RejectsOverlap) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", 8, "overlap"),
-                 "overlap");
+  expect_invalid(
+      file_with(
+          R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+          8, "overlap"),
+      "overlap");
 }
 
 TEST(Safetensors, RejectsDataNotStartingAtZero) {
@@ -111,11 +125,13 @@ TEST(Safetensors, RejectsDataNotStartingAtZero) {
 }
 
 TEST(Safetensors, RejectsTrailingBytes) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 9, "trailing"), "expected file size");
+  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 9, "trailing"),
+                 "expected file size");
 }
 
 TEST(Safetensors, RejectsTruncatedData) {
-  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 10, "truncated"), "expected file size");
+  expect_invalid(file_with(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 10, "truncated"),
+                 "expected file size");
 }
 
 TEST(Safetensors, RejectsNonStringMetadata) {
@@ -127,7 +143,8 @@ TEST(Safetensors, RejectsMissingOffsets) {
 }
 
 TEST(Safetensors, AcceptsEmptyTensorsScalarsAndPaddedHeader) {
-  std::string h = R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"s":{"dtype":"F64","shape":[],"data_offsets":[0,8]},"__metadata__":{"k":"v"}})";
+  std::string h =
+      R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},"s":{"dtype":"F64","shape":[],"data_offsets":[0,8]},"__metadata__":{"k":"v"}})";
   while (h.size() % 8) h += ' ';
   std::string p = test::temp_dir("st_ok") + "/x.safetensors";
   double v = 2.5;
@@ -146,8 +163,9 @@ TEST(Safetensors, RoundTripsEveryFloatDtype) {
   std::vector<float> v{0.f, 1.f, -2.5f, 3.140625f, 65504.f, 0.0009765625f, -6.1035156e-05f, 5.9604645e-08f};
   std::string p = test::temp_dir("st_roundtrip") + "/x.safetensors";
   std::vector<int64_t> ids{1, -2, 3};
-  write_safetensors(p, {tensor_f32("f32", {2, 4}, v.data()), tensor_f16("f16", {8}, v.data()), tensor_bf16("bf16", {8}, v.data()),
-                        tensor_i64("ids", {3}, ids.data())},
+  write_safetensors(p,
+                    {tensor_f32("f32", {2, 4}, v.data()), tensor_f16("f16", {8}, v.data()),
+                     tensor_bf16("bf16", {8}, v.data()), tensor_i64("ids", {3}, ids.data())},
                     {{"note", "x"}});
   SafetensorsFile f(p);
   EXPECT_EQ(f.to_f32("f32"), v);
@@ -161,11 +179,11 @@ TEST(Safetensors, RoundTripsEveryFloatDtype) {
 
 TEST(Safetensors, HalfConversionRoundsToNearestEven) {
   EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
-  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);      // halfway: ties to even
-  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);      // halfway: ties to even (up)
-  EXPECT_EQ(f32_to_f16(70000.f), 0x7c00);                 // overflow to inf
+  EXPECT_EQ(f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // halfway: ties to even
+  EXPECT_EQ(f32_to_f16(1.0f + 3.0f / 2048), 0x3c02);  // halfway: ties to even (up)
+  EXPECT_EQ(f32_to_f16(70000.f), 0x7c00);             // overflow to inf
   EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
-  EXPECT_EQ(f16_to_f32(0x0001), 5.9604645e-08f);          // smallest subnormal
+  EXPECT_EQ(f16_to_f32(0x0001), 5.9604645e-08f);  // smallest subnormal
   EXPECT_EQ(f32_to_f16(5.9604645e-08f), 0x0001);
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
   EXPECT_TRUE(std::isnan(f16_to_f32(0x7e00)));

@@ -17,7 +17,8 @@ namespace {
 double max_abs_diff(const Array& a, const std::vector<float>& ref) {
   EXPECT_EQ(size_t(a.numel()), ref.size());
   double m = 0;
-  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i) m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
+  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
+    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
   return m;
 }
 
@@ -63,7 +64,8 @@ TEST_P(Gpt2Reference, AttentionQkvHiddenAndLogitsMatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RandomCheckpoints, Gpt2Reference,
-                         ::testing::Values("tiny_48x3x1", "five_layers_untied", "f16_inverse_layer_idx", "bf16_sharded"));
+                         ::testing::Values("tiny_48x3x1", "five_layers_untied", "f16_inverse_layer_idx",
+                                           "bf16_sharded"));
 
 TEST(Gpt2Model, ReportsModelFacts) {
   Checkpoint ck(test::data_dir() + "/gpt2_reference/five_layers_untied");

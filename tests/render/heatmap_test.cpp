@@ -31,7 +31,8 @@ std::map<uint32_t, int64_t> histogram(const std::string& png, int* w, int* h) {
   std::map<uint32_t, int64_t> hist;
   const unsigned char* d = cairo_image_surface_get_data(s);
   for (int y = 0; y < *h; ++y)
-    for (int x = 0; x < *w; ++x) hist[reinterpret_cast<const uint32_t*>(d + y * cairo_image_surface_get_stride(s))[x] & 0xffffff]++;
+    for (int x = 0; x < *w; ++x)
+      hist[reinterpret_cast<const uint32_t*>(d + y * cairo_image_surface_get_stride(s))[x] & 0xffffff]++;
   cairo_surface_destroy(s);
   return hist;
 }
@@ -70,7 +71,7 @@ TEST(Heatmap, CmapAndDpiChangeThePicture) {
   auto hist = histogram(d + "/m.png", &w, &h);
   EXPECT_EQ(w, 500);
   EXPECT_EQ(h, 400);
-  EXPECT_GT(hist[rgb(colormap("magma").lut[255])], 500);   // the (0,0) cell = 1.0
+  EXPECT_GT(hist[rgb(colormap("magma").lut[255])], 500);  // the (0,0) cell = 1.0
   EXPECT_EQ(hist.count(rgb(colormap("viridis").lut[255])), 0u);
 }
 

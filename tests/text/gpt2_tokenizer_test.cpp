@@ -59,10 +59,20 @@ TEST(Gpt2Tokenizer, DisplayStringsAndSpecialTokens) {
   EXPECT_EQ(e.offsets[2], (std::pair<size_t, size_t>{11, 24}));
 }
 
+TEST(Gpt2Tokenizer, SplitCharactersDisplayAsByteEscapes) {
+  auto tok = load_tokenizer(test::source_dir() + "/models/gpt2-moby");
+  Encoding e = tok->encode(" \xe6\x97\xa5");  // " 日" is three byte tokens in GPT-2's vocabulary
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e.display[0], " \\xe6");
+  EXPECT_EQ(e.display[1], "\\x97");
+  EXPECT_EQ(e.display[2], "\\xa5");
+  EXPECT_EQ(tok->decode(e.ids), " \xe6\x97\xa5");
+}
+
 TEST(Gpt2Tokenizer, InvalidUtf8IsAnErrorNamingTheByte) {
   auto tok = load_tokenizer(test::source_dir() + "/models/gpt2-moby");
   for (const std::string bad : {std::string("ab\xff"), std::string("ab\xc3"), std::string("\xed\xa0\x80"),  // surrogate
-                                std::string("\xc0\xaf"), std::string("x\xf4\x90\x80\x80")}) {            // overlong, > U+10FFFF
+                                std::string("\xc0\xaf"), std::string("x\xf4\x90\x80\x80")}) {  // overlong, > U+10FFFF
     try {
       tok->encode(bad);
       FAIL() << "accepted invalid UTF-8";

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Side-by-side: whole-process `attnscope heatmap` vs the seed's Python program (PyTorch +
+# matplotlib + seaborn) on the same GPT-2-small-sized random checkpoint, and forward+capture
+# at 1,024 tokens. Writes bench/out/results.md. Run via `make bench`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=bench/out
+ck=$out/gpt2-small-random
+mkdir -p "$out"
+[ -f "$ck/model.safetensors" ] || /usr/bin/python3 bench/make_checkpoint.py "$ck" models/gpt2-moby
+short="A new sentence to visualize attention weights"
+long=$(for i in $(seq 1 113); do printf 'A new sentence to visualize attention weights. '; done)
+REPS=${REPS:-3}
+
+# median wall seconds and max RSS (MiB) of REPS runs of a command
+measure() {
+  local tag=$1; shift
+  : > "$out/$tag.times"
+  for _ in $(seq 1 "$REPS"); do
+    /usr/bin/time -f "%e %M" -o "$out/$tag.one" "$@" > /dev/null
+    cat "$out/$tag.one" >> "$out/$tag.times"
+  done
+  sort -n "$out/$tag.times" | awk -v n="$REPS" 'NR==int((n+1)/2){wall=$1} {if($2>m)m=$2} END{printf "%.2f %.0f\n", wall, m/1024}'
+}
+
+echo "timing (median of $REPS runs each)..." >&2
+read -r c1 cm1 < <(measure cpp_short build/attnscope heatmap --model "$ck" --text "$short" -o "$out/attnscope_short.png")
+read -r p1 pm1 < <(measure py_short /usr/bin/python3 bench/seed_heatmap.py "$ck" "$short" "$out/seed_short.png")
+read -r c2 cm2 < <(measure cpp_long build/attnscope heatmap --model "$ck" --text "$long" -o "$out/attnscope_long.png")
+read -r p2 pm2 < <(measure py_long /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_long.png")
+fwd=$(build/bench_forward "$ck" 1024 3)
+
+{
+  echo "# attnscope benchmarks ($(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+  echo
+  echo "Whole-process heatmap, GPT-2-small-sized random checkpoint (124M parameters, F32), median of $REPS runs:"
+  echo
+  echo "| text | attnscope s | seed (PyTorch+seaborn) s | speed-up | attnscope peak MiB | seed peak MiB |"
+  echo "|---|---|---|---|---|---|"
+  awk -v a="$c1" -v b="$p1" -v am="$cm1" -v bm="$pm1" 'BEGIN{printf "| 8 tokens | %.2f | %.2f | %.1fx | %d | %d |\n", a, b, b/a, am, bm}'
+  awk -v a="$c2" -v b="$p2" -v am="$cm2" -v bm="$pm2" 'BEGIN{printf "| 1,017 tokens | %.2f | %.2f | %.1fx | %d | %d |\n", a, b, b/a, am, bm}'
+  echo
+  echo "Forward + capture of all 12x12 attention maps at 1,024 tokens:"
+  echo
+  echo '```'
+  echo "$fwd"
+  echo '```'
+} > "$out/results.md"
+cat "$out/results.md"
