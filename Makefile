@@ -2,7 +2,10 @@
 BUILD ?= build
 JOBS ?= 2
 OUT ?= out
+ASAN_BUILD ?= build-asan
 BIN := $(BUILD)/attnscope
+# ccache hits across checkouts in other folders (CI clones elsewhere).
+export CCACHE_BASEDIR := $(CURDIR)
 DEMO_TEXT := A new sentence to visualize attention weights
 
 .PHONY: all setup configure build demo test bench train-model clean
@@ -31,6 +34,12 @@ demo: build
 
 test: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+	@echo "== torch-free suites again under ASan + UBSan =="
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DATTNSCOPE_SANITIZE=ON \
+	  -DATTNSCOPE_ENGINE=OFF > $(ASAN_BUILD).configure.log 2>&1 || (cat $(ASAN_BUILD).configure.log; exit 1)
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ctest -j $(JOBS) --output-on-failure
 
 bench: build
 	@bash bench/run.sh
@@ -40,4 +49,4 @@ train-model: build
 	@bash tools/train_shipped_model.sh
 
 clean:
-	rm -rf $(BUILD) $(BUILD).configure.log $(OUT)
+	rm -rf $(BUILD) $(BUILD).configure.log $(ASAN_BUILD) $(ASAN_BUILD).configure.log $(OUT)

@@ -12,6 +12,10 @@
 
 #include "attnscope/safetensors.h"
 
+#ifndef ATTNSCOPE_BIN
+#define ATTNSCOPE_BIN ""  // suites without the CLI
+#endif
+
 namespace attnscope::test {
 
 namespace fs = std::filesystem;
