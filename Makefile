@@ -19,8 +19,9 @@ configure: setup
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release > $(BUILD).configure.log 2>&1 || (cat $(BUILD).configure.log; exit 1)
 
 build: configure
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) $(TARGET)
 
+demo: TARGET = --target attnscope
 demo: build
 	@mkdir -p $(OUT)
 	@$(BIN) info

@@ -42,7 +42,8 @@ int main(int argc, char** argv) {
   std::sort(times.begin(), times.end());
   const double fwd = times[times.size() / 2];
   const double D = double(i.d_model), I = double(i.d_ff), Tn = double(T);
-  const double flops = double(i.n_layers) * (2 * Tn * D * 3 * D + 2 * Tn * D * D + 2 * 2 * Tn * D * I + 2 * 2 * Tn * Tn * D);
+  const double flops =
+      double(i.n_layers) * (2 * Tn * D * 3 * D + 2 * Tn * D * D + 2 * 2 * Tn * D * I + 2 * 2 * Tn * Tn * D);
   // The libtorch matmul peak at the MLP's shape, same threads.
   auto a = torch::randn({T, i.d_model}), b = torch::randn({i.d_model, i.d_ff});
   torch::mm(a, b);
@@ -55,8 +56,9 @@ int main(int argc, char** argv) {
   const double peak = 2 * Tn * D * I / best / 1e9, achieved = flops / fwd / 1e9;
   std::printf(
       "{\"tokens\": %lld, \"layers\": %lld, \"heads\": %lld, \"d_model\": %lld, \"threads\": %d, \"load_s\": %.3f, "
-      "\"forward_s\": %.4f, \"gflop\": %.2f, \"gflops\": %.1f, \"matmul_peak_gflops\": %.1f, \"fraction_of_peak\": %.3f}\n",
-      (long long)T, (long long)i.n_layers, (long long)i.n_heads, (long long)i.d_model, torch::get_num_threads(), load_s, fwd,
-      flops / 1e9, achieved, peak, achieved / peak);
+      "\"forward_s\": %.4f, \"gflop\": %.2f, \"gflops\": %.1f, \"matmul_peak_gflops\": %.1f, \"fraction_of_peak\": "
+      "%.3f}\n",
+      (long long)T, (long long)i.n_layers, (long long)i.n_heads, (long long)i.d_model, torch::get_num_threads(), load_s,
+      fwd, flops / 1e9, achieved, peak, achieved / peak);
   return 0;
 }

@@ -30,6 +30,21 @@ read -r c2 cm2 < <(measure cpp_long build/attnscope heatmap --model "$ck" --text
 read -r p2 pm2 < <(measure py_long /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_long.png")
 fwd=$(build/bench_forward "$ck" 1024 3)
 
+# Same numbers? attnscope's dump vs the seed program's matrix (last layer, mean over heads).
+/usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_check.png" "$out/seed_attention.npy" > /dev/null
+build/attnscope dump --model "$ck" --text "$long" -o "$out/attnscope_long.safetensors" > /dev/null
+check=$(/usr/bin/python3 - "$out" <<'PY'
+import sys, os, numpy as np
+sys.path.insert(0, "tests/reference")
+import safetensors_io
+out = sys.argv[1]
+t, meta = safetensors_io.load(os.path.join(out, "attnscope_long.safetensors"))
+ours = t["attention.%d" % (int(meta["n_layers"]) - 1)].numpy().mean(axis=0)
+seed = np.load(os.path.join(out, "seed_attention.npy"))
+print("%d tokens, max |attnscope - seed| = %.2e" % (ours.shape[0], np.abs(ours - seed).max()))
+PY
+)
+
 {
   echo "# attnscope benchmarks ($(date -u +%Y-%m-%d), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
   echo
@@ -39,6 +54,8 @@ fwd=$(build/bench_forward "$ck" 1024 3)
   echo "|---|---|---|---|---|---|"
   awk -v a="$c1" -v b="$p1" -v am="$cm1" -v bm="$pm1" 'BEGIN{printf "| 8 tokens | %.2f | %.2f | %.1fx | %d | %d |\n", a, b, b/a, am, bm}'
   awk -v a="$c2" -v b="$p2" -v am="$cm2" -v bm="$pm2" 'BEGIN{printf "| 1,017 tokens | %.2f | %.2f | %.1fx | %d | %d |\n", a, b, b/a, am, bm}'
+  echo
+  echo "Cross-check of the plotted matrix (1,017-token text): $check"
   echo
   echo "Forward + capture of all 12x12 attention maps at 1,024 tokens:"
   echo

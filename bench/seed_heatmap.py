@@ -4,7 +4,8 @@ PyTorch (Debian python3-torch) + matplotlib + seaborn, a GPT-2 written per Huggi
 modeling_gpt2.py math (Hugging Face transformers is not packaged in Debian), weights loaded
 from the same safetensors checkpoint, GPT-2's byte-level BPE as in OpenAI's encoder.py.
 
-Usage: /usr/bin/python3 bench/seed_heatmap.py MODEL_DIR "TEXT" OUT.png
+Usage: /usr/bin/python3 bench/seed_heatmap.py MODEL_DIR "TEXT" OUT.png [SAVE.npy]
+(SAVE.npy: also save the plotted matrix, for the cross-check with attnscope's dump.)
 """
 import json
 import math
@@ -110,6 +111,8 @@ def main():
     plt.xlabel("Input Tokens")
     plt.ylabel("Output Tokens")
     plt.savefig(out)
+    if len(sys.argv) > 4:
+        np.save(sys.argv[4], attention)
     print(out, np.asarray(attention).shape)
 
 

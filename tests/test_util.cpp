@@ -24,7 +24,8 @@ std::string data_dir() { return ATTNSCOPE_TEST_DATA; }
 std::string source_dir() { return ATTNSCOPE_SOURCE_DIR; }
 
 std::string temp_dir(const std::string& name) {
-  fs::path p = fs::path(data_dir()) / "tmp" / name;
+  // Per process: ctest runs tests of one binary in parallel processes.
+  fs::path p = fs::path(data_dir()) / "tmp" / (name + "." + std::to_string(getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

@@ -1,7 +1,8 @@
 // Trains the small GPT-2-architecture model that ships in models/ (libtorch autograd through
 // the same model code the tool runs). Usage:
 //   train_gpt2 --corpus moby.txt --tokenizer models/gpt2-moby --out models/gpt2-moby
-//              [--steps 700 --batch 16 --seq 128 --lr 3e-3 --n-embd 112 --n-layer 4 --n-head 4]
+//              [--steps 700 --batch 16 --seq 128 --lr 3e-3 --n-embd 112 --n-layer 4 --n-head 4
+//               --n-positions 256 --wpe-std 0.02 --seed 1234 --heldout 0.05 --threads 2]
 #include <torch/torch.h>
 
 #include <chrono>
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
     cfg.vocab_size = tok->vocab_size();
     const uint64_t seed = std::stoull(a["--seed"]);
     gpt2::Weights w = gpt2::Weights::random(cfg, seed);
+    // Larger position embeddings at the start help positional heads (previous-token) form early.
+    w.wpe.mul_(std::stod(a["--wpe-std"]) / 0.02);
     auto params = w.parameters();
     for (auto& p : params) p.requires_grad_(true);
     const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]), T = std::stoll(a["--seq"]);

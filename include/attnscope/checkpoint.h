@@ -54,11 +54,13 @@ class Checkpoint {
   std::vector<std::string> tensor_names() const;
   std::vector<std::string> files_used() const;  // config + weight files, absolute paths
   const std::string& file_of(const std::string& name) const;
+  // The mapped file that holds a tensor; shared so that zero-copy views can keep it alive.
+  std::shared_ptr<const SafetensorsFile> file_holding(const std::string& name) const;
 
  private:
   std::string dir_;
   Config config_;
-  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> where_;
 };
 

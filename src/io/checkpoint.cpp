@@ -147,7 +147,7 @@ Checkpoint::Checkpoint(const std::string& model_arg) : dir_(resolve_model_dir(mo
     }
     for (const auto& wf : weight_files)
       if (!fs::exists(wf, ec)) throw Error(index.string() + ": names shard " + wf + ", which is missing");
-    for (const auto& wf : weight_files) files_.push_back(std::make_unique<SafetensorsFile>(wf));
+    for (const auto& wf : weight_files) files_.push_back(std::make_shared<SafetensorsFile>(wf));
     for (const auto& [name, fname] : wanted) {
       const SafetensorsFile* owner = nullptr;
       for (const auto& f2 : files_)
@@ -161,7 +161,7 @@ Checkpoint::Checkpoint(const std::string& model_arg) : dir_(resolve_model_dir(mo
   } else {
     throw Error(dir_ + ": missing weights (expected model.safetensors or model.safetensors.index.json)");
   }
-  for (const auto& wf : weight_files) files_.push_back(std::make_unique<SafetensorsFile>(wf));
+  for (const auto& wf : weight_files) files_.push_back(std::make_shared<SafetensorsFile>(wf));
   for (const auto& f : files_)
     for (const auto& [name, t] : f->tensors()) where_[name] = f.get();
 }
@@ -188,6 +188,14 @@ const std::string& Checkpoint::file_of(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) throw Error(dir_ + ": missing tensor '" + name + "'");
   return it->second->path();
+}
+
+std::shared_ptr<const SafetensorsFile> Checkpoint::file_holding(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) throw Error(dir_ + ": missing tensor '" + name + "'");
+  for (const auto& f : files_)
+    if (f.get() == it->second) return f;
+  return nullptr;
 }
 
 std::vector<std::string> Checkpoint::tensor_names() const {

@@ -209,17 +209,19 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
   const double right = pad + cb_label_w + tick_len + 2 * f + cb_w + cb_gap;
   const double top = pad + (o.title.empty() ? 0 : p.height(title_pt) + pad);
 
-  // Two passes: guess the tick font, measure labels, place the grid, refine.
+  // Guess the tick font, measure labels, place the grid, refine. Key labels lie flat when every
+  // one fits its column (as seaborn does), else they are turned upright.
   double tick_pt = max_tick_pt, left = 0, bottom = 0, gx = 0, gy = 0, gw = 0, gh = 0;
   int64_t rstep = 1, cstep = 1;
-  for (int pass = 0; pass < 2; ++pass) {
+  bool x_flat = false;
+  for (int pass = 0; pass < 3; ++pass) {
     double rw = 0, cw = 0;
     for (int64_t i = 0; i < m.rows; i += rstep) rw = std::max(rw, p.width(rl[size_t(i)], tick_pt));
     for (int64_t j = 0; j < m.cols; j += cstep) cw = std::max(cw, p.width(cl[size_t(j)], tick_pt));
     const double lh = o.y_label.empty() ? 0 : p.height(label_pt) + pad * 0.5;
     const double bh = o.x_label.empty() ? 0 : p.height(label_pt) + pad * 0.5;
     left = pad + lh + rw + tick_len + 2 * f;
-    bottom = pad + bh + cw + tick_len + 2 * f;
+    bottom = pad + bh + (x_flat ? p.height(tick_pt) : cw) + tick_len + 2 * f;
     gx = left;
     gy = top;
     gw = std::max(10.0, W - left - right);
@@ -228,6 +230,9 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
     tick_pt = std::clamp(cell / f / 1.3, min_tick_pt, max_tick_pt);
     rstep = label_step(gh / double(m.rows), p.height(tick_pt));
     cstep = label_step(gw / double(m.cols), p.height(tick_pt));
+    double cw_now = 0;
+    for (int64_t j = 0; j < m.cols; ++j) cw_now = std::max(cw_now, p.width(cl[size_t(j)], tick_pt));
+    x_flat = cstep == 1 && cw_now <= 0.92 * gw / double(m.cols);
   }
   const double cw = gw / double(m.cols), ch = gh / double(m.rows);
 
@@ -295,7 +300,10 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
     cairo_move_to(cr, x, gy + gh);
     cairo_line_to(cr, x, gy + gh + tick_len);
     cairo_stroke(cr);
-    p.draw(cl[size_t(j)], tick_pt, x, gy + gh + tick_len + 2 * f, 1.0, 0.5, -M_PI / 2);
+    if (x_flat)
+      p.draw(cl[size_t(j)], tick_pt, x, gy + gh + tick_len + 1 * f, 0.5, 0.0);
+    else
+      p.draw(cl[size_t(j)], tick_pt, x, gy + gh + tick_len + 2 * f, 1.0, 0.5, -M_PI / 2);
   }
   if (!o.x_label.empty()) p.draw(o.x_label, label_pt, gx + gw / 2, H - pad, 0.5, 1.0);
   if (!o.y_label.empty()) p.draw(o.y_label, label_pt, pad, gy + gh / 2, 0.5, 0.0, -M_PI / 2);
