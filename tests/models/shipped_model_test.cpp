@@ -13,8 +13,24 @@ namespace {
 
 struct HeadScores {
   double previous = 0;   // mean weight on key i-1 over queries i >= 2
-  double delimiter = 0;  // mean weight on the latest "," or "." before query i (queries after one)
+  double delimiter = 0;  // mean weight on the latest "." (or the latest ",") before query i
 };
+
+// Mean weight a head puts on the latest earlier occurrence of `delim` (when that is not simply
+// the previous token), over the queries that have one.
+double latest_delimiter_score(const Array& a, int64_t h, const Encoding& enc, const std::string& delim) {
+  const int64_t T = int64_t(enc.size());
+  int64_t last = -1, n = 0;
+  double sum = 0;
+  for (int64_t i = 1; i < T; ++i) {
+    if (enc.display[size_t(i - 1)] == delim) last = i - 1;
+    if (last >= 0 && last < i - 1) {
+      sum += a.ptr()[(h * T + i) * T + last];
+      ++n;
+    }
+  }
+  return n ? sum / double(n) : 0;
+}
 
 std::vector<HeadScores> scores(const Trace& tr, const Encoding& enc) {
   const int64_t T = int64_t(enc.size());
@@ -22,16 +38,8 @@ std::vector<HeadScores> scores(const Trace& tr, const Encoding& enc) {
   for (const Array& a : tr.attention)
     for (int64_t h = 0; h < a.shape[0]; ++h) {
       HeadScores s;
-      int64_t last_delim = -1, n_delim = 0;
-      for (int64_t i = 1; i < T; ++i) {
-        if (enc.display[size_t(i - 1)] == "," || enc.display[size_t(i - 1)] == ".") last_delim = i - 1;
-        if (i >= 2) s.previous += a.ptr()[(h * T + i) * T + i - 1] / double(T - 2);
-        if (last_delim >= 0 && last_delim < i - 1) {  // a delimiter that is not simply the previous token
-          s.delimiter += a.ptr()[(h * T + i) * T + last_delim];
-          ++n_delim;
-        }
-      }
-      s.delimiter /= double(std::max<int64_t>(1, n_delim));
+      for (int64_t i = 2; i < T; ++i) s.previous += a.ptr()[(h * T + i) * T + i - 1] / double(T - 2);
+      s.delimiter = std::max(latest_delimiter_score(a, h, enc, "."), latest_delimiter_score(a, h, enc, ","));
       out.push_back(s);
     }
   return out;
