@@ -31,6 +31,8 @@ demo: build
 	@$(BIN) heatmap --text "$(DEMO_TEXT)" -o $(OUT)/heatmap.svg
 	@$(BIN) heatmap --text "$(DEMO_TEXT)" -o $(OUT)/heatmap-annotated.pdf --annotate --cmap cividis
 	@$(BIN) heatmap --text "$(DEMO_TEXT)" -o $(OUT)/heatmap-layer0-heads-max.png --layer 0 --head max
+	@$(BIN) heatmap --text-file models/gpt2-moby/sample.txt -o $(OUT)/heatmap-sample-layer1-head3.png --layer 1 --head 3 \
+	  --title "Moby Dick, chapter 1 (240 tokens): layer 1, head 3"
 	@echo "demo results in $(OUT)/"
 
 test: build

@@ -138,12 +138,33 @@ int run_tokenize(const Common& o, bool as_json) {
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::printf("%6s %8s  %-8s  %-24s %s\n", "index", "id", "bytes", "token", "display");
+  // Pads by code points, so that "Ġ" and CJK tokens keep the columns straight.
+  auto padded = [](const std::string& s, size_t width) {
+    size_t n = utf8_codepoints(s).size();
+    return s + std::string(n < width ? width - n : 1, ' ');
+  };
+  std::printf("%6s %8s  %-10s %-24s %s\n", "index", "id", "bytes", "token", "display");
   for (size_t k = 0; k < enc.size(); ++k) {
     char span[32];
     std::snprintf(span, sizeof span, "%zu-%zu", enc.offsets[k].first, enc.offsets[k].second);
-    std::printf("%6zu %8lld  %-8s  %-24s %s\n", k, (long long)enc.ids[k], span, enc.tokens[k].c_str(),
-                nlohmann::json(enc.display[k]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::string shown = "\"";
+    for (char c : enc.display[k]) {
+      if (c == '\n')
+        shown += "\\n";
+      else if (c == '\r')
+        shown += "\\r";
+      else if (c == '\t')
+        shown += "\\t";
+      else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned char>(c));
+        shown += b;
+      } else
+        shown += c;
+    }
+    shown += "\"";
+    std::printf("%6zu %8lld  %-10s %s%s\n", k, (long long)enc.ids[k], span, padded(enc.tokens[k], 24).c_str(),
+                shown.c_str());
   }
   std::printf("%zu tokens\n", enc.size());
   return 0;
