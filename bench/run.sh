@@ -9,8 +9,11 @@ ck=$out/gpt2-small-random
 mkdir -p "$out"
 [ -f "$ck/model.safetensors" ] || /usr/bin/python3 bench/make_checkpoint.py "$ck" models/gpt2-moby
 short="A new sentence to visualize attention weights"
-long=$(for i in $(seq 1 113); do printf 'A new sentence to visualize attention weights. '; done)
+long=$(for i in $(seq 1 127); do printf 'A new sentence to visualize attention weights. '; done)
 REPS=${REPS:-3}
+ntok() { build/attnscope tokenize --model "$ck" --text "$1" | tail -1 | cut -d' ' -f1; }
+n_short=$(ntok "$short")
+n_long=$(ntok "$long")
 
 # median wall seconds and max RSS (MiB) of REPS runs of a command
 measure() {
@@ -28,7 +31,7 @@ read -r c1 cm1 < <(measure cpp_short build/attnscope heatmap --model "$ck" --tex
 read -r p1 pm1 < <(measure py_short /usr/bin/python3 bench/seed_heatmap.py "$ck" "$short" "$out/seed_short.png")
 read -r c2 cm2 < <(measure cpp_long build/attnscope heatmap --model "$ck" --text "$long" -o "$out/attnscope_long.png")
 read -r p2 pm2 < <(measure py_long /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_long.png")
-fwd=$(build/bench_forward "$ck" 1024 3)
+fwd=$(build/bench/bench_forward "$ck" 1024 3)
 
 # Same numbers? attnscope's dump vs the seed program's matrix (last layer, mean over heads).
 /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_check.png" "$out/seed_attention.npy" > /dev/null
@@ -52,10 +55,10 @@ PY
   echo
   echo "| text | attnscope s | seed (PyTorch+seaborn) s | speed-up | attnscope peak MiB | seed peak MiB |"
   echo "|---|---|---|---|---|---|"
-  awk -v a="$c1" -v b="$p1" -v am="$cm1" -v bm="$pm1" 'BEGIN{printf "| 8 tokens | %.2f | %.2f | %.1fx | %d | %d |\n", a, b, b/a, am, bm}'
-  awk -v a="$c2" -v b="$p2" -v am="$cm2" -v bm="$pm2" 'BEGIN{printf "| 1,017 tokens | %.2f | %.2f | %.1fx | %d | %d |\n", a, b, b/a, am, bm}'
+  awk -v n="$n_short" -v a="$c1" -v b="$p1" -v am="$cm1" -v bm="$pm1" 'BEGIN{printf "| %d tokens | %.2f | %.2f | %.1fx | %d | %d |\n", n, a, b, b/a, am, bm}'
+  awk -v n="$n_long" -v a="$c2" -v b="$p2" -v am="$cm2" -v bm="$pm2" 'BEGIN{printf "| %d tokens | %.2f | %.2f | %.1fx | %d | %d |\n", n, a, b, b/a, am, bm}'
   echo
-  echo "Cross-check of the plotted matrix (1,017-token text): $check"
+  echo "Cross-check of the plotted matrix: $check"
   echo
   echo "Forward + capture of all 12x12 attention maps at 1,024 tokens:"
   echo

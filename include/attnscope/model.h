@@ -27,14 +27,16 @@ struct ModelInfo {
 
 // What a forward pass keeps. What is not asked for is not computed or stored.
 struct TraceOptions {
-  bool attention = true;  // attention[l]: [heads, queries, keys]
-  bool qkv = false;       // query/key/value[l]: [heads, tokens, head_dim]
-  bool hidden = false;    // hidden[n]: [tokens, d_model], n = 0 (embeddings) .. n_layers
-  bool logits = false;    // logits: [tokens, vocab]
+  bool attention = true;        // attention[l]: [heads, queries, keys]
+  bool qkv = false;             // query/key/value[l]: [heads, tokens, head_dim]
+  bool hidden = false;          // hidden[n]: [tokens, d_model], n = 0 (embeddings) .. n_layers
+  bool logits = false;          // logits: [tokens, vocab]
+  std::vector<int64_t> layers;  // keep attention/q/k/v of these layers only (others stay
+                                // empty Arrays); empty = every layer
 };
 
 struct Trace {
-  std::vector<Array> attention;
+  std::vector<Array> attention;  // one per layer; empty Arrays for layers not asked for
   std::vector<Array> query, key, value;
   std::vector<Array> hidden;
   Array logits;

@@ -222,7 +222,9 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
   auto tok = load_tokenizer(ck.dir());
   const std::string text = read_text(o);
   Encoding enc = encode_for(*tok, text, info.max_positions, o.truncate);
-  Trace tr = model->forward(enc.ids, TraceOptions{});
+  TraceOptions to;
+  to.layers = {layer};  // the one layer drawn: the others are computed but not kept
+  Trace tr = model->forward(enc.ids, to);
   Matrix m;
   m.rows = m.cols = int64_t(enc.size());
   m.values = reduce_heads(tr.attention[size_t(layer)], heads);

@@ -13,8 +13,10 @@ void write_dump(const std::string& path, const ModelInfo& info, const Encoding& 
   auto add = [&](const std::string& name, const Array& a) {
     t.push_back(o.f16 ? tensor_f16(name, a.shape, a.ptr()) : tensor_f32(name, a.shape, a.ptr()));
   };
-  for (size_t l = 0; l < tr.attention.size(); ++l) add("attention." + std::to_string(l), tr.attention[l]);
+  for (size_t l = 0; l < tr.attention.size(); ++l)
+    if (!tr.attention[l].empty()) add("attention." + std::to_string(l), tr.attention[l]);
   for (size_t l = 0; l < tr.query.size(); ++l) {
+    if (tr.query[l].empty()) continue;
     add("query." + std::to_string(l), tr.query[l]);
     add("key." + std::to_string(l), tr.key[l]);
     add("value." + std::to_string(l), tr.value[l]);

@@ -182,11 +182,12 @@ torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Ten
     auto probs = torch::softmax(scores, -1);
     // Keep subnormals out (they slow BLAS 50-100x); values below 1e-30 are invisible anyway.
     probs = torch::threshold(probs, 1e-30, 0.0);
-    if (cap && cap->attention) cap->attention_probs.push_back(probs);
+    const bool keep = cap && cap->wants(l);
+    if (cap && cap->attention) cap->attention_probs.push_back(keep ? probs : torch::Tensor());
     if (cap && cap->qkv) {
-      cap->q.push_back(q);
-      cap->k.push_back(k);
-      cap->v.push_back(v);
+      cap->q.push_back(keep ? q : torch::Tensor());
+      cap->k.push_back(keep ? k : torch::Tensor());
+      cap->v.push_back(keep ? v : torch::Tensor());
     }
     auto o = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B * T, D});  // (B*T, D)
     x = x + torch::addmm(b.proj_b, o, b.proj_w).view({B, T, D});

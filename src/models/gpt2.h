@@ -49,8 +49,10 @@ struct Weights {
 
 struct Capture {
   bool attention = false, qkv = false, hidden = false;
-  std::vector<torch::Tensor> attention_probs;  // per layer [B, H, T, T]
-  std::vector<torch::Tensor> q, k, v;          // per layer [B, H, T, hd]
+  std::vector<bool> layers;  // attention/q/k/v kept for these layers only; empty = all
+  bool wants(int64_t l) const { return layers.empty() || (size_t(l) < layers.size() && layers[size_t(l)]); }
+  std::vector<torch::Tensor> attention_probs;  // per layer [B, H, T, T] (undefined if not wanted)
+  std::vector<torch::Tensor> q, k, v;          // per layer [B, H, T, hd] (undefined if not wanted)
   std::vector<torch::Tensor> hidden_states;    // n_layer + 1 of [B, T, D]
 };
 

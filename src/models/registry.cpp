@@ -1,6 +1,9 @@
 // model_type -> family. Adding a family: one file in src/models/ and one line here.
 #include <torch/torch.h>
 
+#include <cstdlib>
+#include <thread>
+
 #include "attnscope/checkpoint.h"
 #include "attnscope/error.h"
 #include "attnscope/model.h"
@@ -48,15 +51,22 @@ class Gpt2Model final : public Model {
     auto t = torch::from_blob(const_cast<int64_t*>(ids.data()), {1, int64_t(ids.size())}, torch::kLong).clone();
     gpt2::Capture cap;
     cap.attention = o.attention;
+    for (int64_t l : o.layers) {
+      if (l < 0 || l >= cfg_.n_layer)
+        throw Error("layer " + std::to_string(l) + " is outside 0.." + std::to_string(cfg_.n_layer - 1));
+      cap.layers.resize(size_t(cfg_.n_layer), false);
+      cap.layers[size_t(l)] = true;
+    }
     cap.qkv = o.qkv;
     cap.hidden = o.hidden;
     auto h = gpt2::forward_hidden(cfg_, w_, t, &cap);
     Trace tr;
-    for (auto& a : cap.attention_probs) tr.attention.push_back(to_array(a[0]));
+    auto first = [](const torch::Tensor& t) { return t.defined() ? to_array(t[0]) : Array{}; };
+    for (auto& a : cap.attention_probs) tr.attention.push_back(first(a));
     for (size_t l = 0; l < cap.q.size(); ++l) {
-      tr.query.push_back(to_array(cap.q[l][0]));
-      tr.key.push_back(to_array(cap.k[l][0]));
-      tr.value.push_back(to_array(cap.v[l][0]));
+      tr.query.push_back(first(cap.q[l]));
+      tr.key.push_back(first(cap.k[l]));
+      tr.value.push_back(first(cap.v[l]));
     }
     for (auto& x : cap.hidden_states) tr.hidden.push_back(to_array(x[0]));
     if (o.logits) tr.logits = to_array(gpt2::logits(w_, h)[0]);
@@ -71,7 +81,15 @@ class Gpt2Model final : public Model {
 
 }  // namespace
 
+// libtorch may start with one intra-op thread; use every core unless ATTNSCOPE_THREADS says.
+static void set_threads() {
+  int n = int(std::thread::hardware_concurrency());
+  if (const char* e = std::getenv("ATTNSCOPE_THREADS"); e && *e) n = std::atoi(e);
+  if (n > 0 && torch::get_num_threads() != n) torch::set_num_threads(n);
+}
+
 std::unique_ptr<Model> load_model(const Checkpoint& ckpt) {
+  set_threads();
   const std::string type = ckpt.model_type();
   if (type == "gpt2") return std::make_unique<Gpt2Model>(ckpt);
   throw Error(ckpt.config().path() + ": unknown model_type '" + type + "' (supported: gpt2)");

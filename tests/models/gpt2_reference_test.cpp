@@ -94,4 +94,23 @@ TEST(Gpt2Model, OnlyWhatIsAskedIsKept) {
   EXPECT_TRUE(tr.logits.empty());
 }
 
+TEST(Gpt2Model, ChosenLayersAreKeptAndEqualTheFullRun) {
+  Checkpoint ck(test::data_dir() + "/gpt2_reference/five_layers_untied");
+  auto m = load_model(ck);
+  const std::vector<int64_t> ids{5, 17, 3, 99, 42, 7};
+  Trace all = m->forward(ids, TraceOptions{});
+  TraceOptions o;
+  o.layers = {3};
+  o.qkv = true;
+  Trace one = m->forward(ids, o);
+  ASSERT_EQ(one.attention.size(), 5u);
+  for (size_t l = 0; l < 5; ++l) EXPECT_EQ(one.attention[l].empty(), l != 3) << l;
+  EXPECT_TRUE(one.query[0].empty());
+  EXPECT_FALSE(one.query[3].empty());
+  for (int64_t i = 0; i < all.attention[3].numel(); ++i)
+    ASSERT_EQ(all.attention[3].ptr()[i], one.attention[3].ptr()[i]);
+  o.layers = {5};
+  EXPECT_THROW(m->forward(ids, o), std::exception);
+}
+
 }  // namespace
