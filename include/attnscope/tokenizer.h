@@ -2,6 +2,7 @@
 // vocab.json + merges.txt pair. Offsets are byte offsets into the UTF-8 input.
 #pragma once
 #include <cstdint>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +47,8 @@ std::string utf8_lossy(const std::string& bytes);
 // tokens that hold part of a multi-byte character).
 std::string utf8_escape_invalid(const std::string& bytes);
 void append_utf8(std::string& out, uint32_t cp);
+// Control characters as visible escapes (\n, \t, \x07); after max_codepoints, "…".
+std::string escape_controls(const std::string& s, size_t max_codepoints = SIZE_MAX);
 // Splits into code points; each element is [begin, end) of the code point's bytes.
 std::vector<uint32_t> utf8_codepoints(const std::string& s);
 

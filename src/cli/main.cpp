@@ -147,22 +147,7 @@ int run_tokenize(const Common& o, bool as_json) {
   for (size_t k = 0; k < enc.size(); ++k) {
     char span[32];
     std::snprintf(span, sizeof span, "%zu-%zu", enc.offsets[k].first, enc.offsets[k].second);
-    std::string shown = "\"";
-    for (char c : enc.display[k]) {
-      if (c == '\n')
-        shown += "\\n";
-      else if (c == '\r')
-        shown += "\\r";
-      else if (c == '\t')
-        shown += "\\t";
-      else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-        char b[8];
-        std::snprintf(b, sizeof b, "\\x%02x", static_cast<unsigned char>(c));
-        shown += b;
-      } else
-        shown += c;
-    }
-    shown += "\"";
+    const std::string shown = "\"" + escape_controls(enc.display[k]) + "\"";
     std::printf("%6zu %8lld  %-10s %s%s\n", k, (long long)enc.ids[k], span, padded(enc.tokens[k], 24).c_str(),
                 shown.c_str());
   }

@@ -335,22 +335,22 @@ TensorWrite tensor_f32(std::string name, std::vector<int64_t> shape, const float
   return w;
 }
 
-TensorWrite tensor_f16(std::string name, std::vector<int64_t> shape, const float* data) {
-  TensorWrite w = make_write(std::move(name), DType::F16, std::move(shape));
+template <uint16_t (*Convert)(float)>
+static TensorWrite tensor_half(std::string name, DType dt, std::vector<int64_t> shape, const float* data) {
+  TensorWrite w = make_write(std::move(name), dt, std::move(shape));
   for (size_t i = 0; i < w.bytes.size() / 2; ++i) {
-    uint16_t h = f32_to_f16(data[i]);
+    uint16_t h = Convert(data[i]);
     std::memcpy(w.bytes.data() + 2 * i, &h, 2);
   }
   return w;
 }
 
+TensorWrite tensor_f16(std::string name, std::vector<int64_t> shape, const float* data) {
+  return tensor_half<f32_to_f16>(std::move(name), DType::F16, std::move(shape), data);
+}
+
 TensorWrite tensor_bf16(std::string name, std::vector<int64_t> shape, const float* data) {
-  TensorWrite w = make_write(std::move(name), DType::BF16, std::move(shape));
-  for (size_t i = 0; i < w.bytes.size() / 2; ++i) {
-    uint16_t h = f32_to_bf16(data[i]);
-    std::memcpy(w.bytes.data() + 2 * i, &h, 2);
-  }
-  return w;
+  return tensor_half<f32_to_bf16>(std::move(name), DType::BF16, std::move(shape), data);
 }
 
 TensorWrite tensor_i64(std::string name, std::vector<int64_t> shape, const int64_t* data) {

@@ -17,30 +17,7 @@
 
 namespace attnscope {
 
-std::string axis_label(const std::string& token) {
-  std::string out;
-  size_t cps = 0;
-  for (uint32_t cp : utf8_codepoints(token)) {
-    if (++cps > 24) {
-      out += "\u2026";
-      break;
-    }
-    if (cp == '\n')
-      out += "\\n";
-    else if (cp == '\r')
-      out += "\\r";
-    else if (cp == '\t')
-      out += "\\t";
-    else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", cp);
-      out += buf;
-    } else {
-      append_utf8(out, cp);
-    }
-  }
-  return out;
-}
+std::string axis_label(const std::string& token) { return escape_controls(token, 24); }
 
 std::string check_figure_path(const std::string& path) {
   namespace fs = std::filesystem;

@@ -1,3 +1,4 @@
+#include <cstdio>
 #include <string>
 
 #include "attnscope/tokenizer.h"
@@ -117,6 +118,31 @@ std::string utf8_escape_invalid(const std::string& s) {
     out += "\\x";
     out.push_back(hex[b >> 4]);
     out.push_back(hex[b & 15]);
+  }
+  return out;
+}
+
+std::string escape_controls(const std::string& s, size_t max_codepoints) {
+  std::string out;
+  size_t n = 0;
+  for (uint32_t cp : utf8_codepoints(s)) {
+    if (++n > max_codepoints) {
+      out += "\u2026";
+      break;
+    }
+    if (cp == '\n')
+      out += "\\n";
+    else if (cp == '\r')
+      out += "\\r";
+    else if (cp == '\t')
+      out += "\\t";
+    else if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0)) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", cp);
+      out += buf;
+    } else {
+      append_utf8(out, cp);
+    }
   }
   return out;
 }
