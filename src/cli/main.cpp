@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -43,6 +44,9 @@ std::string read_text(const Common& o) {
     if (o.text_file == "-") {
       ss << std::cin.rdbuf();
     } else {
+      std::error_code ec;
+      if (std::filesystem::is_directory(o.text_file, ec))
+        throw Error("--text-file " + o.text_file + ": expected a text file, found a folder");
       std::ifstream f(o.text_file, std::ios::binary);
       if (!f) throw Error("--text-file " + o.text_file + ": cannot read the file");
       ss << f.rdbuf();

@@ -14,11 +14,12 @@ torch::Tensor load_checked(const Checkpoint& ckpt, const std::string& name, cons
   if (!is_float(info.dtype))
     throw Error(ckpt.file_of(name) + ": tensor '" + name + "': expected a float dtype, found " +
                 dtype_name(info.dtype));
-  // F32 weights are used in place from the read-only mapping (MAP_PRIVATE, never written):
-  // no copy, pages load on first touch. Other dtypes are converted once.
-  const uint8_t* src = ckpt.file_holding(name)->bytes(info);
+  // F32 weights are used in place from the read-only mapping: no copy, pages load on first
+  // touch. An in-place write to such a tensor would fault, so code that trains makes its own
+  // weights (gpt2::Weights::random). Other dtypes are converted once.
+  auto file = ckpt.file_holding(name);
+  const uint8_t* src = file->bytes(info);
   if (info.dtype == DType::F32 && reinterpret_cast<uintptr_t>(src) % alignof(float) == 0) {
-    auto file = ckpt.file_holding(name);
     return torch::from_blob(
         const_cast<uint8_t*>(src), shape, [file](void*) {}, torch::kFloat32);
   }

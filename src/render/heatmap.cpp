@@ -314,10 +314,12 @@ void render_heatmap(const Matrix& m, const HeatmapOptions& o, const std::string&
       m.row_labels.size() != size_t(m.rows) || m.col_labels.size() != size_t(m.cols))
     throw Error("heatmap: expected a non-empty matrix with one label per row and column");
   if (!(o.dpi > 0) || !(o.width_in > 0) || !(o.height_in > 0) || o.width_in * o.dpi > 32000 ||
-      o.height_in * o.dpi > 32000)
-    throw Error("--size/--dpi: expected a positive figure size of at most 32000 px per side, found " +
-                std::to_string(o.width_in) + "x" + std::to_string(o.height_in) + " in at " + std::to_string(o.dpi) +
-                " dpi");
+      o.height_in * o.dpi > 32000) {
+    char found[96];
+    std::snprintf(found, sizeof found, "%gx%g in at %g dpi", o.width_in, o.height_in, o.dpi);
+    throw Error(std::string("--size/--dpi: expected a positive figure size of at most 32000 px per side, found ") +
+                found);
+  }
   colormap(o.cmap);  // unknown names fail before any file is touched
   const std::string ext = check_figure_path(path);
   const double W = o.width_in * o.dpi, H = o.height_in * o.dpi;

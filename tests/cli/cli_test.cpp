@@ -148,6 +148,10 @@ TEST(Cli, BadInputsGiveOneLineErrors) {
                "expected valid UTF-8, found an invalid byte sequence at byte 3");
   expect_error({"dump", "--model", m, "--text-file", tmp + "/missing.txt", "-o", tmp + "/d.safetensors"},
                "cannot read");
+  expect_error({"dump", "--model", m, "--text-file", tmp, "-o", tmp + "/d.safetensors"},
+               "expected a text file, found a folder");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--dpi", "0"},
+               "found 10x8 in at 0 dpi");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--layer", "2"},
                "--layer 2: expected a layer in 0..1 or -2..-1");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--layer", "-3"}, "--layer -3");
