@@ -9,7 +9,8 @@ PKGS=(
   libtorch-dev libopenblas0-openmp            # tensors/autograd; a multi-threaded BLAS for libtorch
   nlohmann-json3-dev libcli11-dev
   libcairo2-dev libpango1.0-dev fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji
-  libpcre2-dev
+  libpcre2-dev libutf8proc-dev                # tokenizer regexes and Unicode tables
+  libsentencepiece-dev sentencepiece          # tokenizer.model files; spm_train/spm_encode for the tests
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex  # references, Python baselines
   time

@@ -1,5 +1,6 @@
-// Tokenizers read from a Hugging Face model folder: tokenizer.json, or the older
-// vocab.json + merges.txt pair. Offsets are byte offsets into the UTF-8 input.
+// Tokenizers read from a Hugging Face model folder: tokenizer.json (the tokenizers library's
+// pipeline), the older vocab.json + merges.txt (GPT-2, RoBERTa) or vocab.txt (BERT) files, or a
+// SentencePiece tokenizer.model. Offsets are byte offsets into the UTF-8 input of their sequence.
 #pragma once
 #include <cstdint>
 #include <cstddef>
@@ -18,24 +19,36 @@ struct Encoding {
                                                    // split multi-byte character as \xNN, e.g. " \xe6\x97"
   std::vector<std::pair<size_t, size_t>> offsets;  // [begin, end) bytes of the input text
   std::vector<bool> special;                       // added/special tokens
+  std::vector<int64_t> type_ids;                   // token type (segment) ids, 0 = sentence A
+  std::vector<int> sequence;                       // 0 = text A, 1 = text B, -1 = added by the post-processor
   size_t size() const { return ids.size(); }
+  // Index of the first token that belongs to text B (or a special token of B's part).
+  std::optional<size_t> sentence_b_start() const;
 };
 
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
   // Throws Error on invalid UTF-8 (naming the byte offset).
+  // Special tokens are added as the model's post-processor says (e.g. [CLS] ... [SEP], <s>).
   virtual Encoding encode(const std::string& text) const = 0;
+  virtual Encoding encode_pair(const std::string& a, const std::string& b) const = 0;
   virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual std::optional<int64_t> token_to_id(const std::string& token) const = 0;
   virtual std::string id_to_token(int64_t id) const = 0;
+  // The label of one token as it reads in text: " world" for "Ġworld", " the" for "▁the",
+  // "##ing" kept as is; bytes of a split character as \xNN.
+  virtual std::string display_of(int64_t id) const = 0;
   virtual std::string kind() const = 0;                // e.g. "byte-level BPE"
   virtual std::vector<std::string> files() const = 0;  // files read
 };
 
-// Loads the tokenizer of a model folder (tokenizer.json preferred, else vocab.json +
-// merges.txt). Throws Error naming the folder and the files it expected.
+// The mask token ([MASK] or <mask>) when the vocabulary has one.
+std::optional<int64_t> mask_token_id(const Tokenizer& tok);
+
+// Loads the tokenizer of a model folder: tokenizer.json, else vocab.json + merges.txt, else
+// vocab.txt, else tokenizer.model. Throws Error naming the folder and the files it expected.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& model_dir);
 
 // UTF-8 helpers.
