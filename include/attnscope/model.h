@@ -14,15 +14,33 @@ namespace attnscope {
 class Checkpoint;
 
 struct ModelInfo {
-  std::string family;      // "gpt2"
-  std::string model_type;  // config.json model_type
+  std::string family;      // "gpt2", "bert", "vit", "llama"
+  std::string model_type;  // config.json model_type (bert, roberta, distilbert, qwen2, ...)
   int64_t n_layers = 0, n_heads = 0, head_dim = 0, d_model = 0, d_ff = 0;
   int64_t vocab_size = 0, max_positions = 0;
   std::string weight_dtype;  // dtype of the stored weights, e.g. "F16" (compute is F32)
   int64_t n_params = 0;      // unique parameters (tied weights counted once)
+  int64_t n_kv_heads = 0;    // key/value heads (GQA); = n_heads without GQA
   bool causal = true;
   bool tied_head = true;
   std::string activation;
+  // What the output head predicts: "lm" (next token), "mlm" (masked tokens), "classifier"
+  // (one label per input, see labels), or "" (no head in the checkpoint).
+  std::string head;
+  std::vector<std::string> labels;  // classifier labels (config.json id2label), by class index
+  int64_t type_vocab_size = 0;      // token types (sentence A/B) the embeddings know; 0 = none
+  // Image models: input is pixels [channels, image_size, image_size]; tokens are [CLS] + the
+  // patch grid row-major.
+  bool image = false;
+  int64_t image_size = 0, patch_size = 0, channels = 0;
+  int64_t grid() const { return patch_size ? image_size / patch_size : 0; }
+};
+
+// One input: token ids (with optional token types), or an image.
+struct ModelInput {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> type_ids;  // empty = all 0
+  Array pixels;                   // [channels, height, width], already preprocessed
 };
 
 // What a forward pass keeps. What is not asked for is not computed or stored.
@@ -39,15 +57,19 @@ struct Trace {
   std::vector<Array> attention;  // one per layer; empty Arrays for layers not asked for
   std::vector<Array> query, key, value;
   std::vector<Array> hidden;
-  Array logits;
+  Array logits;  // [tokens, vocab] for lm/mlm heads; [classes] for a classifier
 };
 
 class Model {
  public:
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
-  // ids: one sequence. Throws Error if it is empty or longer than max_positions.
-  virtual Trace forward(const std::vector<int64_t>& ids, const TraceOptions& opts) const = 0;
+  // One sequence or one image. Throws Error if the input does not fit the model (empty, longer
+  // than max_positions, ids outside the vocabulary, wrong image size).
+  virtual Trace forward(const ModelInput& in, const TraceOptions& opts) const = 0;
+  Trace forward(const std::vector<int64_t>& ids, const TraceOptions& opts) const {
+    return forward(ModelInput{ids, {}, {}}, opts);
+  }
 };
 
 // Picks the family from config.json's model_type, loads and checks every weight.

@@ -26,7 +26,7 @@ Config Config::from(const attnscope::Config& c) {
                 std::to_string(g.n_head) + ")");
   if (g.n_layer == 0 || g.n_positions == 0 || g.vocab_size == 0)
     throw Error(c.path() + ": n_layer, n_positions and vocab_size must be positive");
-  gpt2::activation(g.activation, torch::zeros({1}));  // rejects unknown names now, naming the key
+  check_activation(g.activation, c.path() + ": activation_function");
   return g;
 }
 
@@ -47,19 +47,6 @@ nlohmann::json Config::to_json() const {
           {"bos_token_id", 50256},
           {"eos_token_id", 50256},
           {"torch_dtype", "float16"}};
-}
-
-torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
-  if (name == "gelu_new" || name == "gelu_fast" || name == "gelu_pytorch_tanh") {
-    const double k = std::sqrt(2.0 / M_PI);
-    return 0.5 * x * (1.0 + torch::tanh(k * (x + 0.044715 * torch::pow(x, 3.0))));
-  }
-  if (name == "gelu") return torch::gelu(x);
-  if (name == "relu") return torch::relu(x);
-  if (name == "silu" || name == "swish") return torch::silu(x);
-  if (name == "tanh") return torch::tanh(x);
-  throw Error("config.json: activation_function '" + name +
-              "' is not supported (expected gelu_new, gelu_fast, gelu_pytorch_tanh, gelu, relu, silu, tanh)");
 }
 
 namespace {
@@ -179,16 +166,8 @@ torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Ten
     if (c.scale_attn_weights) scores = scores * scale;
     if (c.scale_by_inverse_layer_idx) scores = scores / double(l + 1);
     scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
-    auto probs = torch::softmax(scores, -1);
-    // Keep subnormals out (they slow BLAS 50-100x); values below 1e-30 are invisible anyway.
-    probs = torch::threshold(probs, 1e-30, 0.0);
-    const bool keep = cap && cap->wants(l);
-    if (cap && cap->attention) cap->attention_probs.push_back(keep ? probs : torch::Tensor());
-    if (cap && cap->qkv) {
-      cap->q.push_back(keep ? q : torch::Tensor());
-      cap->k.push_back(keep ? k : torch::Tensor());
-      cap->v.push_back(keep ? v : torch::Tensor());
-    }
+    auto probs = attention_softmax(scores);
+    if (cap) cap->keep(l, probs, q, k, v);
     auto o = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B * T, D});  // (B*T, D)
     x = x + torch::addmm(b.proj_b, o, b.proj_w).view({B, T, D});
     auto m = torch::layer_norm(x, {D}, b.ln2_w, b.ln2_b, c.eps);

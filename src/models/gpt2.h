@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "attnscope/checkpoint.h"
+#include "common.h"
 
 namespace attnscope::gpt2 {
 
@@ -47,20 +48,9 @@ struct Weights {
   std::vector<torch::Tensor> parameters() const;
 };
 
-struct Capture {
-  bool attention = false, qkv = false, hidden = false;
-  std::vector<bool> layers;  // attention/q/k/v kept for these layers only; empty = all
-  bool wants(int64_t l) const { return layers.empty() || (size_t(l) < layers.size() && layers[size_t(l)]); }
-  std::vector<torch::Tensor> attention_probs;  // per layer [B, H, T, T] (undefined if not wanted)
-  std::vector<torch::Tensor> q, k, v;          // per layer [B, H, T, hd] (undefined if not wanted)
-  std::vector<torch::Tensor> hidden_states;    // n_layer + 1 of [B, T, D]
-};
-
 // ids: [B, T] int64. Returns the final hidden state after ln_f, [B, T, D].
 torch::Tensor forward_hidden(const Config& cfg, const Weights& w, const torch::Tensor& ids, Capture* cap);
 // Logits [B, T, V].
 torch::Tensor logits(const Weights& w, const torch::Tensor& final_hidden);
-
-torch::Tensor activation(const std::string& name, const torch::Tensor& x);
 
 }  // namespace attnscope::gpt2

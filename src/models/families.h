@@ -1,0 +1,12 @@
+// Constructors of each family's Model (internal); registry.cpp picks one by model_type.
+#pragma once
+#include <memory>
+
+#include "attnscope/checkpoint.h"
+#include "attnscope/model.h"
+
+namespace attnscope {
+
+std::unique_ptr<Model> make_bert_family(const Checkpoint& ckpt);  // bert, roberta, distilbert
+
+}  // namespace attnscope

@@ -1,0 +1,118 @@
+// BERT, RoBERTa and DistilBERT forward + capture against the independent PyTorch reference
+// (tests/reference/bert_reference.py) on random checkpoints with Hugging Face names, task
+// prefixes, old gamma/beta LayerNorm names, masked-LM heads and F32/F16/BF16 weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "attnscope/checkpoint.h"
+#include "attnscope/error.h"
+#include "attnscope/model.h"
+#include "attnscope/safetensors.h"
+#include "test_util.h"
+
+using namespace attnscope;
+
+namespace {
+
+double max_abs_diff(const Array& a, const std::vector<float>& ref) {
+  EXPECT_EQ(size_t(a.numel()), ref.size());
+  double m = 0;
+  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
+    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
+  return m;
+}
+
+std::vector<int64_t> i64(const SafetensorsFile& f, const std::string& name) {
+  const TensorInfo& t = f.info(name);
+  std::vector<int64_t> v(size_t(t.numel()));
+  std::memcpy(v.data(), f.bytes(t), v.size() * 8);
+  return v;
+}
+
+class BertReference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BertReference, AttentionQkvHiddenAndLogitsMatch) {
+  const std::string dir = test::data_dir() + "/bert_reference/" + GetParam();
+  Checkpoint ck(dir);
+  auto model = load_model(ck);
+  EXPECT_EQ(model->info().family, "bert");
+  EXPECT_FALSE(model->info().causal);
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  ModelInput in{i64(ref, "input_ids"), i64(ref, "token_type_ids"), {}};
+  TraceOptions o;
+  o.qkv = o.hidden = true;
+  o.logits = ref.has("logits");
+  EXPECT_EQ(model->info().head, o.logits ? "mlm" : "");
+  Trace tr = model->forward(in, o);
+  const int64_t L = model->info().n_layers, T = int64_t(in.ids.size());
+  ASSERT_EQ(int64_t(tr.attention.size()), L);
+  ASSERT_EQ(int64_t(tr.hidden.size()), L + 1);
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string s = std::to_string(l);
+    EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{model->info().n_heads, T, T}));
+    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+  }
+  for (int64_t n = 0; n <= L; ++n)
+    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
+  if (o.logits) EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+  // Bidirectional: a query attends to keys after it.
+  double after = 0;
+  const Array& a0 = tr.attention[0];
+  for (int64_t j = 1; j < T; ++j) after += a0.ptr()[j];
+  EXPECT_GT(after, 0.1);
+}
+
+INSTANTIATE_TEST_SUITE_P(RandomCheckpoints, BertReference,
+                         ::testing::Values("bert_mlm_pair", "bert_gamma_beta_f16", "roberta_mlm_bf16",
+                                           "distilbert_mlm"));
+
+TEST(BertModel, TokenTypesChangeTheResultAndAreChecked) {
+  Checkpoint ck(test::data_dir() + "/bert_reference/bert_mlm_pair");
+  auto m = load_model(ck);
+  EXPECT_EQ(m->info().type_vocab_size, 2);
+  ModelInput a{{5, 6, 7, 8}, {0, 0, 0, 0}, {}}, b{{5, 6, 7, 8}, {0, 0, 1, 1}, {}};
+  Trace ta = m->forward(a, TraceOptions{}), tb = m->forward(b, TraceOptions{});
+  double d = 0;
+  for (int64_t i = 0; i < ta.attention[0].numel(); ++i)
+    d += std::fabs(ta.attention[0].ptr()[i] - tb.attention[0].ptr()[i]);
+  EXPECT_GT(d, 1e-3);
+  ModelInput bad{{5, 6}, {0, 2}, {}};
+  EXPECT_THROW(m->forward(bad, TraceOptions{}), Error);
+  ModelInput short_types{{5, 6}, {0}, {}};
+  EXPECT_THROW(m->forward(short_types, TraceOptions{}), Error);
+}
+
+TEST(BertModel, RobertaPositionsLeaveRoomForThePaddingOffset) {
+  Checkpoint ck(test::data_dir() + "/bert_reference/roberta_mlm_bf16");
+  auto m = load_model(ck);
+  EXPECT_EQ(m->info().max_positions, 34 - 2);  // max_position_embeddings - pad_token_id - 1
+  EXPECT_EQ(m->info().weight_dtype, "BF16");
+  EXPECT_FALSE(m->info().tied_head);
+  std::vector<int64_t> ids(33, 5);
+  try {
+    m->forward(ids, TraceOptions{});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("33 tokens exceed"), std::string::npos) << e.what();
+  }
+}
+
+TEST(BertModel, NoHeadMeansNoPredictions) {
+  Checkpoint ck(test::data_dir() + "/bert_reference/bert_gamma_beta_f16");
+  auto m = load_model(ck);
+  TraceOptions o;
+  o.logits = true;
+  try {
+    m->forward({1, 2, 3}, o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no masked-LM head"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
