@@ -23,4 +23,11 @@ struct HeadSelection {
 // attention: [heads, queries, keys] -> [queries, keys] values (row-major).
 std::vector<float> reduce_heads(const Array& attention, const HeadSelection& sel);
 
+struct Prediction {
+  int64_t id = 0;
+  double prob = 0;
+};
+// The k most probable entries of softmax(logits[0..n)), most probable first.
+std::vector<Prediction> top_k(const float* logits, int64_t n, int64_t k);
+
 }  // namespace attnscope

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "attnscope/analysis.h"
@@ -83,6 +84,25 @@ std::vector<float> reduce_heads(const Array& a, const HeadSelection& sel) {
   }
   if (sel.kind == HeadSelection::Kind::Mean)
     for (auto& v : out) v /= float(H);
+  return out;
+}
+
+}  // namespace attnscope
+
+namespace attnscope {
+
+std::vector<Prediction> top_k(const float* logits, int64_t n, int64_t k) {
+  if (n <= 0) return {};
+  const float mx = *std::max_element(logits, logits + n);
+  double z = 0;
+  for (int64_t i = 0; i < n; ++i) z += std::exp(double(logits[i]) - mx);
+  std::vector<int64_t> idx(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i) idx[size_t(i)] = i;
+  k = std::min(k, n);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                    [&](int64_t a, int64_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
+  std::vector<Prediction> out;
+  for (int64_t i = 0; i < k; ++i) out.push_back({idx[size_t(i)], std::exp(double(logits[idx[size_t(i)]]) - mx) / z});
   return out;
 }
 

@@ -1,6 +1,7 @@
 // attnscope command line: info, tokenize, dump, heatmap.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,8 +21,9 @@ using namespace attnscope;
 namespace {
 
 struct Common {
-  std::string model, text, text_file;
+  std::string model, text, text_file, text_b;
   bool truncate = false;
+  bool has_text() const { return !text.empty() || !text_file.empty(); }
 };
 
 void add_model(CLI::App* c, Common& o) {
@@ -31,6 +33,7 @@ void add_model(CLI::App* c, Common& o) {
 void add_text(CLI::App* c, Common& o) {
   c->add_option("--text,-t", o.text, "input text");
   c->add_option("--text-file", o.text_file, "read the input text from a file ('-' for stdin)");
+  c->add_option("--text-b", o.text_b, "second sentence of a pair ([CLS] A [SEP] B [SEP] for BERT)");
   c->add_flag("--truncate", o.truncate, "keep the first max-positions tokens of a longer text");
 }
 
@@ -61,15 +64,19 @@ std::string read_text(const Common& o) {
   return text;
 }
 
-// Tokenizes and applies --truncate against the model's context length.
-Encoding encode_for(const Tokenizer& tok, const std::string& text, int64_t max_positions, bool truncate) {
-  Encoding enc = tok.encode(text);
+// Tokenizes (a pair when --text-b is given) and applies --truncate against the model's context.
+Encoding encode_for(const Tokenizer& tok, const Common& o, const std::string& text, int64_t max_positions) {
+  if (!o.text_b.empty())
+    if (auto bad = find_invalid_utf8(o.text_b))
+      throw Error("--text-b: expected valid UTF-8, found an invalid byte sequence at byte " + std::to_string(*bad));
+  Encoding enc = o.text_b.empty() ? tok.encode(text) : tok.encode_pair(text, o.text_b);
   if (enc.size() == 0) throw Error("--text: the text produced no tokens");
   if (int64_t(enc.size()) > max_positions) {
-    if (!truncate)
+    if (!o.truncate || !o.text_b.empty())
       throw Error("--text: " + std::to_string(enc.size()) + " tokens exceed the model's limit of " +
-                  std::to_string(max_positions) + " positions (pass --truncate to keep the first " +
-                  std::to_string(max_positions) + ")");
+                  std::to_string(max_positions) + " positions" +
+                  (o.text_b.empty() ? " (pass --truncate to keep the first " + std::to_string(max_positions) + ")"
+                                    : " (shorten --text or --text-b; --truncate cuts single texts only)"));
     std::cerr << "attnscope: note: truncated " << enc.size() << " tokens to " << max_positions << "\n";
     auto cut = [&](auto& v) { v.resize(size_t(max_positions)); };
     cut(enc.ids);
@@ -77,8 +84,43 @@ Encoding encode_for(const Tokenizer& tok, const std::string& text, int64_t max_p
     cut(enc.display);
     cut(enc.offsets);
     cut(enc.special);
+    cut(enc.type_ids);
+    cut(enc.sequence);
   }
   return enc;
+}
+
+ModelInput input_for(const Model& m, const Encoding& enc) {
+  ModelInput in;
+  in.ids = enc.ids;
+  if (m.info().type_vocab_size > 0) in.type_ids = enc.type_ids;
+  return in;
+}
+
+// What the output head predicts for this input: the next token (lm), every [MASK] (mlm).
+nlohmann::json predictions(const Model& m, const Tokenizer& tok, const Encoding& enc, const Trace& tr, int64_t k) {
+  nlohmann::json out = nlohmann::json::array();
+  if (tr.logits.empty()) return out;
+  const int64_t V = tr.logits.shape.back();
+  auto row = [&](int64_t pos, const char* what) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const Prediction& p : top_k(tr.logits.ptr() + pos * V, V, k))
+      top.push_back({{"id", p.id}, {"token", tok.display_of(p.id)}, {"prob", p.prob}});
+    out.push_back({{"position", pos}, {"predicts", what}, {"top", top}});
+  };
+  if (m.info().head == "lm") row(int64_t(enc.size()) - 1, "next token");
+  if (m.info().head == "mlm")
+    if (auto mask = mask_token_id(tok))
+      for (size_t i = 0; i < enc.size(); ++i)
+        if (enc.ids[i] == *mask) row(int64_t(i), "masked token");
+  return out;
+}
+
+bool wants_logits(const Model& m, const Tokenizer& tok, const Encoding& enc) {
+  if (m.info().head == "lm") return true;
+  if (m.info().head != "mlm") return false;
+  auto mask = mask_token_id(tok);
+  return mask && std::find(enc.ids.begin(), enc.ids.end(), *mask) != enc.ids.end();
 }
 
 std::string with_commas(int64_t n) {
@@ -87,11 +129,26 @@ std::string with_commas(int64_t n) {
   return s;
 }
 
-int run_info(const Common& o, bool as_json) {
+int run_info(const Common& o, bool as_json, int64_t top) {
   Checkpoint ck(model_dir(o));
   auto model = load_model(ck);
   auto tok = load_tokenizer(ck.dir());
   const ModelInfo& i = model->info();
+  nlohmann::json preds = nlohmann::json::array();
+  std::string note;
+  if (o.has_text()) {
+    const std::string text = read_text(o);
+    Encoding enc = encode_for(*tok, o, text, i.max_positions);
+    TraceOptions to;
+    to.attention = false;
+    to.logits = wants_logits(*model, *tok, enc);
+    if (i.head.empty())
+      note = "the checkpoint has no output head: nothing to predict";
+    else if (!to.logits)
+      note = "no " + std::string(mask_token_id(*tok) ? tok->id_to_token(*mask_token_id(*tok)) : "[MASK]") +
+             " token in the text: nothing to predict";
+    preds = predictions(*model, *tok, enc, model->forward(input_for(*model, enc), to), top);
+  }
   std::vector<std::string> files = ck.files_used();
   for (auto& f : tok->files()) files.push_back(f);
   if (as_json) {
@@ -110,8 +167,11 @@ int run_info(const Common& o, bool as_json) {
                      {"tied_head", i.tied_head},
                      {"activation", i.activation},
                      {"causal", i.causal},
+                     {"head", i.head},
+                     {"token_types", i.type_vocab_size},
                      {"tokenizer", tok->kind()},
                      {"files", files}};
+    if (o.has_text()) j["predictions"] = preds;
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -125,10 +185,25 @@ int run_info(const Common& o, bool as_json) {
   std::printf("max positions  %lld\n", (long long)i.max_positions);
   std::printf("dtype          %s weights, computed in F32\n", i.weight_dtype.c_str());
   std::printf("parameters     %s (%s output head)\n", with_commas(i.n_params).c_str(),
-              i.tied_head ? "tied" : "separate");
+              i.head.empty() ? "no"
+              : i.tied_head  ? "tied"
+                             : "separate");
+  std::printf("head           %s\n", i.head == "lm"           ? "causal LM (next token)"
+                                     : i.head == "mlm"        ? "masked LM"
+                                     : i.head == "classifier" ? "classifier"
+                                                              : "none (encoder only)");
+  if (i.type_vocab_size > 1) std::printf("token types    %lld (sentence pairs)\n", (long long)i.type_vocab_size);
   std::printf("tokenizer      %s\n", tok->kind().c_str());
   for (size_t k = 0; k < files.size(); ++k)
     std::printf("%s%s\n", k ? "               " : "files          ", files[k].c_str());
+  if (!note.empty()) std::printf("predictions    %s\n", note.c_str());
+  for (const auto& p : preds) {
+    std::printf("predictions    %s at position %lld:", p["predicts"].get<std::string>().c_str(),
+                (long long)p["position"].get<int64_t>());
+    for (const auto& t : p["top"])
+      std::printf("  \"%s\" %.4f", escape_controls(t["token"].get<std::string>()).c_str(), t["prob"].get<double>());
+    std::printf("\n");
+  }
   return 0;
 }
 
@@ -136,9 +211,11 @@ int run_tokenize(const Common& o, bool as_json) {
   const std::string dir = resolve_model_dir(model_dir(o));
   auto tok = load_tokenizer(dir);
   const std::string text = read_text(o);
-  Encoding enc = tok->encode(text);
+  Encoding enc = o.text_b.empty() ? tok->encode(text) : tok->encode_pair(text, o.text_b);
   if (as_json) {
-    nlohmann::json j{{"ids", enc.ids}, {"tokens", enc.tokens}, {"display", enc.display}, {"offsets", enc.offsets}};
+    nlohmann::json j{{"ids", enc.ids},         {"tokens", enc.tokens},     {"display", enc.display},
+                     {"offsets", enc.offsets}, {"type_ids", enc.type_ids}, {"special", enc.special}};
+    if (auto b = enc.sentence_b_start()) j["sentence_b_start"] = *b;
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
@@ -147,10 +224,18 @@ int run_tokenize(const Common& o, bool as_json) {
     size_t n = utf8_codepoints(s).size();
     return s + std::string(n < width ? width - n : 1, ' ');
   };
-  std::printf("%6s %8s  %-10s %-24s %s\n", "index", "id", "bytes", "token", "display");
+  const bool pair = enc.sentence_b_start().has_value();
+  std::printf("%6s %8s  %-10s %-24s %s\n", "index", "id", pair ? "seg:bytes" : "bytes", "token", "display");
   for (size_t k = 0; k < enc.size(); ++k) {
     char span[32];
-    std::snprintf(span, sizeof span, "%zu-%zu", enc.offsets[k].first, enc.offsets[k].second);
+    if (pair)
+      std::snprintf(span, sizeof span, "%s:%zu-%zu",
+                    enc.sequence[k] < 0 ? "-"
+                    : enc.sequence[k]   ? "B"
+                                        : "A",
+                    enc.offsets[k].first, enc.offsets[k].second);
+    else
+      std::snprintf(span, sizeof span, "%zu-%zu", enc.offsets[k].first, enc.offsets[k].second);
     const std::string shown = "\"" + escape_controls(enc.display[k]) + "\"";
     std::printf("%6zu %8lld  %-10s %s%s\n", k, (long long)enc.ids[k], span, padded(enc.tokens[k], 24).c_str(),
                 shown.c_str());
@@ -166,13 +251,21 @@ int run_dump(const Common& o, const std::string& out, bool qkv, bool hidden, con
   auto model = load_model(ck);
   auto tok = load_tokenizer(ck.dir());
   const std::string text = read_text(o);
-  Encoding enc = encode_for(*tok, text, model->info().max_positions, o.truncate);
+  Encoding enc = encode_for(*tok, o, text, model->info().max_positions);
   TraceOptions to;
   to.qkv = qkv;
   to.hidden = hidden;
-  Trace tr = model->forward(enc.ids, to);
+  to.logits = wants_logits(*model, *tok, enc);
+  Trace tr = model->forward(input_for(*model, enc), to);
   DumpOptions d;
   d.f16 = dtype == "f16";
+  if (auto b = enc.sentence_b_start()) {
+    d.extra["text_b"] = o.text_b;
+    d.extra["sentence_b_start"] = std::to_string(*b);
+  }
+  if (!tr.logits.empty())
+    d.extra["predictions"] =
+        predictions(*model, *tok, enc, tr, 5).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   write_dump(out, model->info(), enc, text, tr, d);
   std::cout << out << "\n";
   return 0;
@@ -210,10 +303,10 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
   const HeadSelection heads = HeadSelection::parse(a.head, info.n_heads);
   auto tok = load_tokenizer(ck.dir());
   const std::string text = read_text(o);
-  Encoding enc = encode_for(*tok, text, info.max_positions, o.truncate);
+  Encoding enc = encode_for(*tok, o, text, info.max_positions);
   TraceOptions to;
   to.layers = {layer};  // the one layer drawn: the others are computed but not kept
-  Trace tr = model->forward(enc.ids, to);
+  Trace tr = model->forward(input_for(*model, enc), to);
   Matrix m;
   m.rows = m.cols = int64_t(enc.size());
   m.values = reduce_heads(tr.attention[size_t(layer)], heads);
@@ -234,8 +327,13 @@ int main(int argc, char** argv) {
   std::string out, dtype = "f32";
   HeatmapArgs hm;
 
-  auto* info = app.add_subcommand("info", "model facts: family, layers, heads, sizes, dtype, parameters, files");
+  int64_t top = 5;
+  auto* info = app.add_subcommand(
+      "info",
+      "model facts: family, layers, heads, sizes, dtype, parameters, files; with --text, what the head predicts");
   add_model(info, common);
+  add_text(info, common);
+  info->add_option("--top", top, "predictions to list per position (default 5)");
   info->add_flag("--json", json_out, "print JSON");
 
   auto* tokc = app.add_subcommand("tokenize", "token ids, strings and byte offsets");
@@ -278,7 +376,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (*info) return run_info(common, json_out);
+    if (*info) return run_info(common, json_out, top);
     if (*tokc) return run_tokenize(common, json_out);
     if (*dump) return run_dump(common, out, qkv, hidden, dtype);
     if (*heat) return run_heatmap(common, hm);

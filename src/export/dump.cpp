@@ -23,6 +23,8 @@ void write_dump(const std::string& path, const ModelInfo& info, const Encoding& 
   }
   for (size_t n = 0; n < tr.hidden.size(); ++n) add("hidden." + std::to_string(n), tr.hidden[n]);
   t.push_back(tensor_i64("input_ids", {int64_t(enc.ids.size())}, enc.ids.data()));
+  if (enc.sentence_b_start())
+    t.push_back(tensor_i64("token_type_ids", {int64_t(enc.type_ids.size())}, enc.type_ids.data()));
   nlohmann::json offsets = nlohmann::json::array();
   for (auto [b, e] : enc.offsets) offsets.push_back({b, e});
   std::map<std::string, std::string> meta{
@@ -37,6 +39,7 @@ void write_dump(const std::string& path, const ModelInfo& info, const Encoding& 
       {"text", text},
       {"attnscope_version", ATTNSCOPE_VERSION},
   };
+  for (const auto& [k, v] : o.extra) meta[k] = v;
   write_safetensors(path, t, meta);
 }
 

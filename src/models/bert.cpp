@@ -59,7 +59,7 @@ struct BertConfig {
     if (b.max_tokens() <= 0)
       throw Error(c.path() + ": max_position_embeddings " + std::to_string(b.P) +
                   " leaves no positions after pad_token_id " + std::to_string(b.pad));
-    check_activation(b.act, c.path() + ": activation");
+    check_activation(b.act, c.path() + (b.kind == Kind::Distil ? ": activation" : ": hidden_act"));
     return b;
   }
 };

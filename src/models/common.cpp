@@ -62,8 +62,9 @@ torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
 void check_activation(const std::string& name, const std::string& where) {
   try {
     activation(name, torch::zeros({1}));
-  } catch (const Error& e) {
-    throw Error(where + ": " + e.what());
+  } catch (const Error&) {
+    throw Error(where + " '" + name +
+                "' is not supported (expected gelu_new, gelu_fast, gelu_pytorch_tanh, gelu, relu, silu, tanh)");
   }
 }
 

@@ -2,6 +2,7 @@
 // every class of bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -176,7 +177,7 @@ TEST(Cli, BrokenCheckpointsGiveOneLineErrors) {
   expect_error({"info", "--model", with_config("no_n_embd", [](auto& j) { j.erase("n_embd"); })},
                "missing required key 'n_embd'");
   expect_error({"info", "--model", with_config("bad_type", [](auto& j) { j["model_type"] = "mamba"; })},
-               "unknown model_type 'mamba' (supported: gpt2)");
+               "unknown model_type 'mamba' (supported: gpt2");
   expect_error({"info", "--model", with_config("bad_heads", [](auto& j) { j["n_head"] = 3; })}, "multiple of n_head");
   expect_error({"info", "--model", with_config("bad_act", [](auto& j) { j["activation_function"] = "quick_gelu2"; })},
                "activation_function 'quick_gelu2'");
@@ -190,4 +191,95 @@ TEST(Cli, BrokenCheckpointsGiveOneLineErrors) {
   const std::string corrupt = with_config("corrupt", [](auto&) {});
   test::write_file(corrupt + "/model.safetensors", std::string("\x10\0\0\0\0\0\0\0{\"a\":1}   ", 16));
   expect_error({"info", "--model", corrupt}, "invalid safetensors file");
+}
+
+namespace {
+std::string bert_model() { return test::data_dir() + "/bert_reference/bert_mlm_pair"; }
+nlohmann::json dump_meta(const std::string& path) {
+  SafetensorsFile f(path);
+  nlohmann::json m;
+  for (const auto& [k, v] : f.metadata()) m[k] = v;
+  return m;
+}
+}  // namespace
+
+TEST(Cli, SentencePairsGoThroughTokenizeDumpAndHeatmap) {
+  test::Run t = test::run_cli(
+      {"tokenize", "--model", bert_model(), "--text", "Call me Ishmael.", "--text-b", "The whale!", "--json"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto j = nlohmann::json::parse(t.out);
+  EXPECT_EQ(j["tokens"],
+            nlohmann::json::parse(R"(["[CLS]","call","me","ishmael",".","[SEP]","the","whale","!","[SEP]"])"));
+  EXPECT_EQ(j["type_ids"], nlohmann::json::parse("[0,0,0,0,0,0,1,1,1,1]"));
+  EXPECT_EQ(j["sentence_b_start"], 6);
+
+  const std::string out = test::temp_dir("cli_pair") + "/pair.safetensors";
+  test::Run d = test::run_cli(
+      {"dump", "--model", bert_model(), "--text", "Call me Ishmael.", "--text-b", "The whale!", "-o", out});
+  ASSERT_EQ(d.code, 0) << d.err;
+  auto m = dump_meta(out);
+  EXPECT_EQ(m["sentence_b_start"], "6");
+  EXPECT_EQ(m["text_b"], "The whale!");
+  EXPECT_EQ(m["causal"], "false");
+  SafetensorsFile f(out);
+  ASSERT_TRUE(f.has("token_type_ids"));
+  EXPECT_EQ(f.info("attention.1").shape, (std::vector<int64_t>{3, 10, 10}));
+
+  // The token types reach the model: the same tokens as one sentence attend differently.
+  const std::string single = fs::path(out).parent_path().string() + "/single.safetensors";
+  ASSERT_EQ(
+      test::run_cli({"dump", "--model", bert_model(), "--text", "Call me Ishmael. [SEP] The whale!", "-o", single})
+          .code,
+      0);
+  SafetensorsFile g(single);
+  auto a = f.to_f32("attention.0"), b = g.to_f32("attention.0");
+  ASSERT_EQ(a.size(), b.size());
+  double diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff += std::fabs(a[i] - b[i]);
+  EXPECT_GT(diff, 1e-3);
+
+  const std::string png = fs::path(out).parent_path().string() + "/pair.png";
+  test::Run h = test::run_cli(
+      {"heatmap", "--model", bert_model(), "--text", "Call me Ishmael.", "--text-b", "The whale!", "-o", png});
+  EXPECT_EQ(h.code, 0) << h.err;
+  EXPECT_TRUE(fs::exists(png));
+}
+
+TEST(Cli, MaskedAndNextTokenPredictions) {
+  test::Run r = test::run_cli({"info", "--model", bert_model(), "--text", "Call me [MASK].", "--json", "--top", "3"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["head"], "mlm");
+  ASSERT_EQ(j["predictions"].size(), 1u);
+  EXPECT_EQ(j["predictions"][0]["position"], 3);  // [CLS] call me [MASK]
+  ASSERT_EQ(j["predictions"][0]["top"].size(), 3u);
+  double p0 = j["predictions"][0]["top"][0]["prob"], p1 = j["predictions"][0]["top"][1]["prob"];
+  EXPECT_GE(p0, p1);
+  EXPECT_GT(p0, 0.0);
+
+  test::Run none = test::run_cli({"info", "--model", bert_model(), "--text", "no mask here"});
+  EXPECT_EQ(none.code, 0);
+  EXPECT_NE(none.out.find("no [MASK] token in the text"), std::string::npos) << none.out;
+
+  test::Run g = test::run_cli({"info", "--model", small_model(), "--text", "Hello", "--json"});
+  ASSERT_EQ(g.code, 0) << g.err;
+  auto gj = nlohmann::json::parse(g.out);
+  EXPECT_EQ(gj["predictions"][0]["predicts"], "next token");
+  EXPECT_EQ(gj["predictions"][0]["top"].size(), 5u);
+
+  const std::string mpath = test::temp_dir("cli_mlm") + "/m.safetensors";
+  test::Run dm = test::run_cli({"dump", "--model", bert_model(), "--text", "the [MASK] whale", "-o", mpath});
+  ASSERT_EQ(dm.code, 0) << dm.err;
+  auto meta = dump_meta(mpath);
+  auto preds = nlohmann::json::parse(meta["predictions"].get<std::string>());
+  EXPECT_EQ(preds[0]["position"], 2);
+}
+
+TEST(Cli, PairsTooLongAndBadTextBAreErrors) {
+  std::string long_b;
+  for (int i = 0; i < 60; ++i) long_b += "whale ";
+  expect_error({"dump", "--model", bert_model(), "--text", "a", "--text-b", long_b, "--truncate", "-o",
+                test::temp_dir("cli_pair_err") + "/x.safetensors"},
+               "--truncate cuts single texts only");
+  expect_error({"tokenize", "--model", bert_model(), "--text", "a", "--text-b", "b\xff"}, "invalid byte sequence");
 }

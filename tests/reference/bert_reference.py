@@ -196,6 +196,24 @@ def config_of(c):
     return cfg
 
 
+WORDS = ("the whale sea ship call me ishmael white captain ahab and a of to in is was he it that his with as for "
+         "on at by from this all but not or be had one so they there were we an its if which when my what you out "
+         "up no him into some would more only now than then do old like man time day water boat").split()
+
+
+def write_vocab(d, V):
+    """A small lower-case WordPiece vocabulary (vocab.txt) of exactly V entries, so CLI tests can run on
+    the random BERT checkpoint: specials, letters, ##letters, punctuation, then whole words."""
+    letters = [chr(ord("a") + i) for i in range(26)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + letters + ["##" + x for x in letters] + list(".,!?'")
+    vocab += [w for w in WORDS if w not in vocab][: V - len(vocab)]
+    assert len(vocab) == V, (len(vocab), V)
+    with open(os.path.join(d, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}, f)
+
+
 def write_case(root, c, seed):
     g = torch.Generator().manual_seed(seed)
     d = os.path.join(root, c["name"])
@@ -213,6 +231,8 @@ def write_case(root, c, seed):
     if c["family"] != "distilbert":
         named[c["prefix"] + "embeddings.position_ids"] = torch.arange(c["P"]).view(1, -1)  # a buffer old files carry
     safetensors_io.save(os.path.join(d, "model.safetensors"), named, {"format": "pt"})
+    if c["family"] == "bert" and c["mlm"]:
+        write_vocab(d, c["V"])
     T = c["seq"]
     low = 3 if c["family"] == "roberta" else 0  # keep RoBERTa's padding id out of the input
     ids = torch.randint(low, c["V"], (T,), generator=g)
