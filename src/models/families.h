@@ -7,6 +7,7 @@
 
 namespace attnscope {
 
-std::unique_ptr<Model> make_bert_family(const Checkpoint& ckpt);  // bert, roberta, distilbert
+std::unique_ptr<Model> make_bert_family(const Checkpoint& ckpt);   // bert, roberta, distilbert
+std::unique_ptr<Model> make_llama_family(const Checkpoint& ckpt);  // llama, qwen2, mistral
 
 }  // namespace attnscope

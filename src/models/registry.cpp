@@ -68,8 +68,9 @@ std::unique_ptr<Model> load_model(const Checkpoint& ckpt) {
   const std::string type = ckpt.model_type();
   if (type == "gpt2") return std::make_unique<Gpt2Model>(ckpt);
   if (type == "bert" || type == "roberta" || type == "distilbert") return make_bert_family(ckpt);
+  if (type == "llama" || type == "qwen2" || type == "mistral") return make_llama_family(ckpt);
   throw Error(ckpt.config().path() + ": unknown model_type '" + type +
-              "' (supported: gpt2, bert, roberta, distilbert)");
+              "' (supported: gpt2, bert, roberta, distilbert, llama, qwen2, mistral)");
 }
 
 }  // namespace attnscope
