@@ -3,6 +3,7 @@
 // pay for it at compile time.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@ struct ModelInfo {
   bool causal = true;
   bool tied_head = true;
   std::string activation;
+  std::vector<int64_t> eos_ids;  // config.json eos_token_id (generation stops there)
   // What the output head predicts: "lm" (next token), "mlm" (masked tokens), "classifier"
   // (one label per input, see labels), or "" (no head in the checkpoint).
   std::string head;
@@ -60,6 +62,25 @@ struct Trace {
   Array logits;  // [tokens, vocab] for lm/mlm heads; [classes] for a classifier
 };
 
+struct GenerateOptions {
+  int64_t max_new_tokens = 20;
+  double temperature = 0;  // 0 = greedy (argmax)
+  int64_t top_k = 0;       // 0 = the whole vocabulary
+  uint64_t seed = 0;
+  bool use_cache = true;  // false: a full forward pass per step (for comparison)
+  bool attention = true;  // assemble the attention of every step
+};
+
+struct Generation {
+  std::vector<int64_t> ids;  // prompt + generated
+  size_t prompt_length = 0;
+  bool stopped_by_eos = false, stopped_by_caller = false;
+  // Per layer [heads, T, T] over all T = ids.size() tokens: the prompt's rows from the first
+  // pass, then one row per generated token as it was computed (causal zeros above the diagonal).
+  std::vector<Array> attention;
+  double seconds = 0;  // time spent generating (excluding loading)
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -70,6 +91,10 @@ class Model {
   Trace forward(const std::vector<int64_t>& ids, const TraceOptions& opts) const {
     return forward(ModelInput{ids, {}, {}}, opts);
   }
+  // Decoder families (gpt2, llama): continues the prompt token by token with a key/value cache.
+  // stop(ids) is asked after every new token; true ends generation. Throws Error for encoders.
+  virtual Generation generate(const std::vector<int64_t>& prompt, const GenerateOptions& opts,
+                              const std::function<bool(const std::vector<int64_t>&)>& stop) const;
 };
 
 // Picks the family from config.json's model_type, loads and checks every weight.

@@ -1,6 +1,8 @@
 #include "common.h"
 
+#include <chrono>
 #include <cmath>
+#include <random>
 
 #include "attnscope/error.h"
 #include "tensor_util.h"
@@ -106,6 +108,130 @@ void check_tokens(const ModelInput& in, int64_t vocab, int64_t max_positions, co
 
 torch::Tensor ids_tensor(const std::vector<int64_t>& ids) {
   return torch::from_blob(const_cast<int64_t*>(ids.data()), {1, int64_t(ids.size())}, torch::kLong).clone();
+}
+
+}  // namespace attnscope
+
+namespace attnscope {
+
+Generation Model::generate(const std::vector<int64_t>&, const GenerateOptions&,
+                           const std::function<bool(const std::vector<int64_t>&)>&) const {
+  throw Error("generate: model_type '" + info().model_type + "' is an encoder (" + info().family +
+              " family), it does not generate text; use a decoder (gpt2, llama, qwen2, mistral)");
+}
+
+std::pair<torch::Tensor, torch::Tensor> KvCache::append(int64_t l, int64_t n_layers, const torch::Tensor& k_new,
+                                                        const torch::Tensor& v_new) {
+  if (k.size() < size_t(n_layers)) {
+    k.resize(size_t(n_layers));
+    v.resize(size_t(n_layers));
+  }
+  auto& ck = k[size_t(l)];
+  auto& cv = v[size_t(l)];
+  ck = ck.defined() ? torch::cat({ck, k_new}, 2) : k_new;
+  cv = cv.defined() ? torch::cat({cv, v_new}, 2) : v_new;
+  return {ck, cv};
+}
+
+std::vector<int64_t> eos_ids_of(const Config& c) {
+  std::vector<int64_t> out;
+  const auto& j = c.json();
+  if (!j.contains("eos_token_id")) return out;
+  const auto& e = j["eos_token_id"];
+  if (e.is_number_integer()) out.push_back(e.get<int64_t>());
+  if (e.is_array())
+    for (const auto& x : e)
+      if (x.is_number_integer()) out.push_back(x.get<int64_t>());
+  return out;
+}
+
+namespace {
+
+int64_t choose(const torch::Tensor& logits_row, const GenerateOptions& o, std::mt19937_64& rng) {
+  if (o.temperature <= 0) return logits_row.argmax().item<int64_t>();
+  auto l = logits_row.to(torch::kFloat64) / o.temperature;
+  if (o.top_k > 0 && o.top_k < l.size(0)) {
+    auto kth = std::get<0>(torch::topk(l, o.top_k)).min();
+    l = l.masked_fill(l < kth, -std::numeric_limits<double>::infinity());
+  }
+  auto p = torch::softmax(l, 0).contiguous();
+  const double* pp = p.data_ptr<double>();
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  double r = u(rng), acc = 0;
+  for (int64_t i = 0; i < p.size(0); ++i) {
+    acc += pp[i];
+    if (r < acc) return i;
+  }
+  return p.size(0) - 1;
+}
+
+}  // namespace
+
+Generation generate_with(const StepFn& step, const ModelInfo& info, const std::vector<int64_t>& prompt,
+                         const GenerateOptions& o, const std::function<bool(const std::vector<int64_t>&)>& stop) {
+  if (prompt.empty()) throw Error("generate: expected a prompt of at least one token, found none");
+  if (o.max_new_tokens < 0) throw Error("--max-new-tokens: expected 0 or more");
+  if (o.temperature < 0) throw Error("--temperature: expected 0 (greedy) or a positive number");
+  for (int64_t id : prompt)
+    if (id < 0 || id >= info.vocab_size)
+      throw Error("input: token id " + std::to_string(id) + " is outside the model's vocabulary of " +
+                  std::to_string(info.vocab_size));
+  const int64_t max_total = int64_t(prompt.size()) + o.max_new_tokens;
+  if (max_total > info.max_positions)
+    throw Error("generate: the prompt (" + std::to_string(prompt.size()) + " tokens) plus --max-new-tokens " +
+                std::to_string(o.max_new_tokens) + " exceed the model's " + std::to_string(info.max_positions) +
+                " positions");
+  torch::NoGradGuard no_grad;
+  auto t0 = std::chrono::steady_clock::now();
+  const int64_t L = info.n_layers, H = info.n_heads;
+  Generation g;
+  g.ids = prompt;
+  g.prompt_length = prompt.size();
+  std::vector<torch::Tensor> att;  // per layer [H, max_total, max_total]
+  if (o.attention)
+    for (int64_t l = 0; l < L; ++l) att.push_back(torch::zeros({H, max_total, max_total}));
+  std::mt19937_64 rng(o.seed);
+  KvCache cache;
+  // Writes the attention rows of positions [from, from + n) (probs [1, H, n, from + n]).
+  auto keep_rows = [&](const Capture& cap, int64_t from, int64_t n) {
+    for (int64_t l = 0; l < L && o.attention; ++l) {
+      const auto& p = cap.attention_probs[size_t(l)];
+      const int64_t keys = p.size(3);
+      att[size_t(l)].narrow(1, from, n).narrow(2, 0, keys).copy_(p[0].narrow(1, p.size(2) - n, n));
+    }
+  };
+  auto run = [&](int64_t from, bool last_only) {
+    Capture cap;
+    cap.attention = o.attention;
+    torch::Tensor logits;
+    if (o.use_cache) {
+      auto ids = ids_tensor(std::vector<int64_t>(g.ids.begin() + from, g.ids.end()));
+      logits = step(ids, &cache, &cap);
+    } else {
+      logits = step(ids_tensor(g.ids), nullptr, &cap);  // everything again, no cache
+    }
+    const int64_t n = int64_t(g.ids.size()) - from;
+    keep_rows(cap, last_only ? int64_t(g.ids.size()) - 1 : from, last_only ? 1 : n);
+    return logits[0][logits.size(1) - 1];
+  };
+  torch::Tensor next_logits = run(0, false);
+  for (int64_t s = 0; s < o.max_new_tokens; ++s) {
+    int64_t id = choose(next_logits, o, rng);
+    g.ids.push_back(id);
+    const bool eos = std::find(info.eos_ids.begin(), info.eos_ids.end(), id) != info.eos_ids.end();
+    const bool caller = stop && stop(g.ids);
+    // Feed the new token too, so that its attention row exists (and the next prediction).
+    next_logits = run(int64_t(g.ids.size()) - 1, true);
+    if (eos || caller) {
+      g.stopped_by_eos = eos;
+      g.stopped_by_caller = caller && !eos;
+      break;
+    }
+  }
+  const int64_t T = int64_t(g.ids.size());
+  for (auto& a : att) g.attention.push_back(to_array(a.narrow(1, 0, T).narrow(2, 0, T).contiguous()));
+  g.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return g;
 }
 
 }  // namespace attnscope

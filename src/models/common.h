@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "attnscope/checkpoint.h"
 #include "attnscope/model.h"
 
 namespace attnscope {
@@ -22,6 +23,24 @@ struct Capture {
   void keep(int64_t l, const torch::Tensor& probs, const torch::Tensor& q_, const torch::Tensor& k_,
             const torch::Tensor& v_);
 };
+
+// Keys and values of the positions seen so far, per layer ([B, kv_heads, T_past, hd]).
+struct KvCache {
+  std::vector<torch::Tensor> k, v;
+  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  // Appends this step's keys/values to layer l and returns all of them.
+  std::pair<torch::Tensor, torch::Tensor> append(int64_t l, int64_t n_layers, const torch::Tensor& k_new,
+                                                 const torch::Tensor& v_new);
+};
+
+// One decoding step of a causal family: runs ids [1, T_new] after the cached positions
+// (appending to the cache when given) and returns logits [1, T_new, V].
+using StepFn = std::function<torch::Tensor(const torch::Tensor& ids, KvCache* cache, Capture* cap)>;
+// The shared generation loop (greedy or sampled, cache or full recompute).
+Generation generate_with(const StepFn& step, const ModelInfo& info, const std::vector<int64_t>& prompt,
+                         const GenerateOptions& o, const std::function<bool(const std::vector<int64_t>&)>& stop);
+// eos_token_id of config.json (an integer or a list), or none.
+std::vector<int64_t> eos_ids_of(const Config& c);
 
 // A Capture for the options; checks the layer numbers.
 Capture capture_for(const TraceOptions& o, int64_t n_layers);

@@ -147,13 +147,15 @@ std::vector<torch::Tensor> Weights::parameters() const {
   return out;
 }
 
-torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Tensor& ids, Capture* cap) {
+torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Tensor& ids, Capture* cap,
+                             KvCache* cache) {
   const int64_t B = ids.size(0), T = ids.size(1), D = c.n_embd, H = c.n_head, hd = c.head_dim();
-  auto pos = torch::arange(T, torch::kLong);
+  const int64_t past = cache ? cache->length() : 0;
+  auto pos = torch::arange(past, past + T, torch::kLong);
   torch::Tensor x = w.wte.index_select(0, ids.reshape({-1})).view({B, T, D}) + w.wpe.index_select(0, pos);  // (B, T, D)
   if (cap && cap->hidden) cap->hidden_states.push_back(x);
   // Causal mask: key j > query i is masked, so those probabilities are exactly 0.
-  auto future = torch::ones({T, T}, torch::kBool).triu(1);
+  auto future = torch::ones({T, past + T}, torch::kBool).triu(past + 1);
   const double scale = c.scale_attn_weights ? 1.0 / std::sqrt(double(hd)) : 1.0;
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const Block& b = w.h[size_t(l)];
@@ -162,6 +164,7 @@ torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Ten
     auto q = qkv.select(2, 0).permute({0, 2, 1, 3});                                         // (B, H, T, hd)
     auto k = qkv.select(2, 1).permute({0, 2, 1, 3});
     auto v = qkv.select(2, 2).permute({0, 2, 1, 3});
+    if (cache) std::tie(k, v) = cache->append(l, c.n_layer, k, v);
     auto scores = torch::matmul(q, k.transpose(-1, -2));  // (B, H, T, T)
     if (c.scale_attn_weights) scores = scores * scale;
     if (c.scale_by_inverse_layer_idx) scores = scores / double(l + 1);

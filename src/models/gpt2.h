@@ -49,7 +49,9 @@ struct Weights {
 };
 
 // ids: [B, T] int64. Returns the final hidden state after ln_f, [B, T, D].
-torch::Tensor forward_hidden(const Config& cfg, const Weights& w, const torch::Tensor& ids, Capture* cap);
+// With a cache: ids are the positions after the cached ones, and their keys/values are appended.
+torch::Tensor forward_hidden(const Config& cfg, const Weights& w, const torch::Tensor& ids, Capture* cap,
+                             KvCache* cache = nullptr);
 // Logits [B, T, V].
 torch::Tensor logits(const Weights& w, const torch::Tensor& final_hidden);
 

@@ -151,12 +151,6 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
 }
 
-// Keys and values seen so far, per layer, after RoPE and before the GQA expansion.
-struct KvCache {
-  std::vector<torch::Tensor> k, v;  // [B, KV, T_past, hd]
-  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
-};
-
 class LlamaModel final : public Model {
  public:
   explicit LlamaModel(const Checkpoint& ck) : cfg_(LlamaConfig::from(ck.config())) {
@@ -182,6 +176,7 @@ class LlamaModel final : public Model {
     info_.causal = true;
     info_.activation = cfg_.act;
     info_.head = "lm";
+    info_.eos_ids = eos_ids_of(ck.config());
     info_.tied_head = !ck.has("lm_head.weight");
     info_.weight_dtype = dtype_name(ck.info("model.embed_tokens.weight").dtype);
     for (Spec& s : specs(cfg_, w_)) info_.n_params += s.slot->numel();
@@ -196,6 +191,14 @@ class LlamaModel final : public Model {
     Capture cap = capture_for(o, cfg_.L);
     auto h = step(ids_tensor(in.ids), nullptr, &cap);
     return to_trace(cap, o.logits ? torch::matmul(h, w_.lm_head.t()) : torch::Tensor());
+  }
+
+  Generation generate(const std::vector<int64_t>& prompt, const GenerateOptions& o,
+                      const std::function<bool(const std::vector<int64_t>&)>& stop) const override {
+    auto fn = [this](const torch::Tensor& ids, KvCache* cache, Capture* cap) {
+      return torch::matmul(step(ids, cache, cap), w_.lm_head.t());
+    };
+    return generate_with(fn, info_, prompt, o, stop);
   }
 
  private:
@@ -221,15 +224,7 @@ class LlamaModel final : public Model {
       auto v = linear(a, l.v_w, l.v_b).view({B, T, KV, hd}).permute({0, 2, 1, 3});
       q = q * cos + rotate_half(q) * sin;
       k = k * cos + rotate_half(k) * sin;
-      if (cache) {
-        if (cache->k.size() < size_t(cfg_.L)) cache->k.resize(size_t(cfg_.L)), cache->v.resize(size_t(cfg_.L));
-        auto& ck = cache->k[size_t(i)];
-        auto& cv = cache->v[size_t(i)];
-        ck = ck.defined() ? torch::cat({ck, k}, 2) : k;
-        cv = cv.defined() ? torch::cat({cv, v}, 2) : v;
-        k = ck;
-        v = cv;
-      }
+      if (cache) std::tie(k, v) = cache->append(i, cfg_.L, k, v);
       // repeat_kv: key/value head h / rep serves query head h.
       auto kx = rep == 1 ? k : k.repeat_interleave(rep, 1);
       auto vx = rep == 1 ? v : v.repeat_interleave(rep, 1);

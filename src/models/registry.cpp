@@ -33,6 +33,7 @@ class Gpt2Model final : public Model {
     info_.activation = cfg_.activation;
     info_.n_kv_heads = cfg_.n_head;
     info_.head = "lm";
+    info_.eos_ids = eos_ids_of(ckpt.config());
     std::string prefix = ckpt.has("transformer.wte.weight") ? "transformer." : "";
     info_.weight_dtype = dtype_name(ckpt.info(prefix + "wte.weight").dtype);
     for (const auto& t : w_.parameters()) info_.n_params += t.numel();
@@ -46,6 +47,14 @@ class Gpt2Model final : public Model {
     Capture cap = capture_for(o, cfg_.n_layer);
     auto h = gpt2::forward_hidden(cfg_, w_, ids_tensor(in.ids), &cap);
     return to_trace(cap, o.logits ? gpt2::logits(w_, h) : torch::Tensor());
+  }
+
+  Generation generate(const std::vector<int64_t>& prompt, const GenerateOptions& o,
+                      const std::function<bool(const std::vector<int64_t>&)>& stop) const override {
+    auto fn = [this](const torch::Tensor& ids, KvCache* cache, Capture* cap) {
+      return gpt2::logits(w_, gpt2::forward_hidden(cfg_, w_, ids, cap, cache));
+    };
+    return generate_with(fn, info_, prompt, o, stop);
   }
 
  private:

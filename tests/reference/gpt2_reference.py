@@ -158,6 +158,16 @@ def write_case(root, c, seed):
     ref = reference(c, {k: v.to(torch.float64) for k, v in stored.items()}, ids)
     ref = {k: v.float().contiguous() for k, v in ref.items()}
     ref["input_ids"] = ids
+    # The greedy loop: a full forward per step, argmax of the last position, stop at EOS.
+    c_eos = None
+    w64 = {k: v.to(torch.float64) for k, v in stored.items()}
+    cur = ids[:5].clone()
+    for _ in range(8):
+        nxt = int(reference(c, w64, cur)["logits"][-1].argmax())
+        cur = torch.cat([cur, torch.tensor([nxt])])
+        if nxt == c_eos:
+            break
+    ref["greedy_ids"] = cur
     safetensors_io.save(os.path.join(d, "reference.safetensors"), ref)
     return d
 
