@@ -271,6 +271,82 @@ int run_dump(const Common& o, const std::string& out, bool qkv, bool hidden, con
   return 0;
 }
 
+struct GenerateArgs {
+  std::string out;
+  std::vector<std::string> stop;
+  bool no_cache = false, json = false;
+  GenerateOptions g;
+};
+
+int run_generate(const Common& o, GenerateArgs a) {
+  Checkpoint ck(model_dir(o));
+  auto model = load_model(ck);
+  auto tok = load_tokenizer(ck.dir());
+  const std::string prompt = read_text(o);
+  Encoding enc = tok->encode(prompt);
+  if (enc.size() == 0) throw Error("--text: the text produced no tokens");
+  a.g.use_cache = !a.no_cache;
+  a.g.attention = !a.out.empty();
+  const size_t P = enc.size();
+  auto stop = [&](const std::vector<int64_t>& ids) {
+    if (a.stop.empty()) return false;
+    const std::string gen = tok->decode(std::vector<int64_t>(ids.begin() + long(P), ids.end()));
+    for (const auto& s : a.stop)
+      if (!s.empty() && gen.find(s) != std::string::npos) return true;
+    return false;
+  };
+  Generation g = model->generate(enc.ids, a.g, stop);
+  const std::vector<int64_t> new_ids(g.ids.begin() + long(P), g.ids.end());
+  const std::string continuation = tok->decode(new_ids);
+  const size_t n_new = new_ids.size();
+  const char* why = g.stopped_by_eos ? "end-of-sequence token" : g.stopped_by_caller ? "stop string" : "max-new-tokens";
+  if (!a.out.empty()) {
+    // Prompt tokens keep their offsets; generated ones index into prompt + continuation.
+    size_t prev = prompt.size();
+    for (size_t k = 0; k < n_new; ++k) {
+      const int64_t id = new_ids[k];
+      size_t end =
+          prompt.size() + tok->decode(std::vector<int64_t>(new_ids.begin(), new_ids.begin() + long(k + 1))).size();
+      end = std::max(end, prev);
+      enc.ids.push_back(id);
+      enc.tokens.push_back(tok->id_to_token(id));
+      enc.display.push_back(tok->display_of(id));
+      enc.offsets.emplace_back(prev, end);
+      enc.special.push_back(false);
+      enc.type_ids.push_back(0);
+      enc.sequence.push_back(0);
+      prev = end;
+    }
+    Trace tr;
+    tr.attention = g.attention;
+    DumpOptions d;
+    d.extra["prompt_tokens"] = std::to_string(P);
+    d.extra["generated_tokens"] = std::to_string(n_new);
+    d.extra["stopped_by"] = why;
+    d.extra["generation"] = nlohmann::json{
+        {"max_new_tokens", a.g.max_new_tokens},
+        {"temperature", a.g.temperature},
+        {"top_k", a.g.top_k},
+        {"seed", a.g.seed},
+        {"kv_cache",
+         a.g.use_cache}}.dump();
+    write_dump(a.out, model->info(), enc, prompt + continuation, tr, d);
+  }
+  if (a.json) {
+    nlohmann::json j{{"prompt", prompt},    {"continuation", continuation}, {"ids", g.ids},
+                     {"prompt_tokens", P},  {"generated_tokens", n_new},    {"stopped_by", why},
+                     {"seconds", g.seconds}};
+    if (!a.out.empty()) j["dump"] = a.out;
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << prompt << continuation << "\n";
+    if (!a.out.empty()) std::cout << a.out << "\n";
+  }
+  std::fprintf(stderr, "attnscope: %zu new tokens in %.2f s (%.1f tokens/s, %s), stopped by %s\n", n_new, g.seconds,
+               g.seconds > 0 ? double(n_new) / g.seconds : 0.0, a.g.use_cache ? "KV cache" : "no cache", why);
+  return 0;
+}
+
 struct HeatmapArgs {
   std::string out, head = "mean", cmap = "viridis", title = "Attention Heatmap", size = "10x8";
   int64_t layer = -1;
@@ -361,6 +437,22 @@ int main(int argc, char** argv) {
   heat->add_option("--size", hm.size, "figure size in inches, WIDTHxHEIGHT (default 10x8)");
   heat->add_option("--dpi", hm.dpi, "dots per inch (default 100)");
 
+  GenerateArgs ga;
+  auto* gen = app.add_subcommand("generate",
+                                 "continue a text with a decoder model (KV cache); optionally dump every "
+                                 "step's attention");
+  add_model(gen, common);
+  gen->add_option("--text,-t", common.text, "prompt");
+  gen->add_option("--text-file", common.text_file, "read the prompt from a file ('-' for stdin)");
+  gen->add_option("--max-new-tokens,-n", ga.g.max_new_tokens, "tokens to generate (default 20)");
+  gen->add_option("--temperature", ga.g.temperature, "0 = greedy (default); > 0 samples");
+  gen->add_option("--top-k", ga.g.top_k, "sample from the k most probable tokens (0 = all)");
+  gen->add_option("--seed", ga.g.seed, "random seed for sampling (default 0)");
+  gen->add_option("--stop", ga.stop, "stop when the generated text contains this string (repeatable)");
+  gen->add_flag("--no-cache", ga.no_cache, "recompute the whole sequence every step (for comparison)");
+  gen->add_option("-o,--output", ga.out, "write a dump (.safetensors) of prompt + generated tokens");
+  gen->add_flag("--json", ga.json, "print JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -380,6 +472,7 @@ int main(int argc, char** argv) {
     if (*tokc) return run_tokenize(common, json_out);
     if (*dump) return run_dump(common, out, qkv, hidden, dtype);
     if (*heat) return run_heatmap(common, hm);
+    if (*gen) return run_generate(common, ga);
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return 1;

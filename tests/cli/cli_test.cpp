@@ -283,3 +283,57 @@ TEST(Cli, PairsTooLongAndBadTextBAreErrors) {
                "--truncate cuts single texts only");
   expect_error({"tokenize", "--model", bert_model(), "--text", "a", "--text-b", "b\xff"}, "invalid byte sequence");
 }
+
+TEST(Cli, GenerateWritesTextAndADumpOfEveryStep) {
+  const std::string out = test::temp_dir("cli_gen") + "/g.safetensors";
+  test::Run r =
+      test::run_cli({"generate", "--model", small_model(), "--text", "Hello world", "-n", "6", "--json", "-o", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  const size_t P = j["prompt_tokens"], N = j["generated_tokens"];
+  EXPECT_EQ(N, 6u);
+  EXPECT_EQ(j["ids"].size(), P + N);
+  EXPECT_NE(r.err.find("tokens/s, KV cache"), std::string::npos) << r.err;
+  SafetensorsFile f(out);
+  const int64_t T = int64_t(P + N);
+  EXPECT_EQ(f.info("attention.0").shape[1], T);
+  EXPECT_EQ(f.info("attention.0").shape[2], T);
+  EXPECT_EQ(f.metadata().at("prompt_tokens"), std::to_string(P));
+  auto tokens = nlohmann::json::parse(f.metadata().at("tokens"));
+  EXPECT_EQ(tokens.size(), size_t(T));
+  // Every row of every step is a distribution over the keys up to it.
+  auto a = f.to_f32("attention.1");
+  const int64_t H = f.info("attention.1").shape[0];
+  for (int64_t h = 0; h < H; ++h)
+    for (int64_t i = 0; i < T; ++i) {
+      double s = 0;
+      for (int64_t k = 0; k < T; ++k) {
+        float v = a[size_t((h * T + i) * T + k)];
+        if (k > i) ASSERT_EQ(v, 0.0f);
+        s += v;
+      }
+      ASSERT_NEAR(s, 1.0, 1e-4);
+    }
+  // The same tokens without the cache.
+  test::Run nc =
+      test::run_cli({"generate", "--model", small_model(), "--text", "Hello world", "-n", "6", "--json", "--no-cache"});
+  ASSERT_EQ(nc.code, 0) << nc.err;
+  EXPECT_EQ(nlohmann::json::parse(nc.out)["ids"], j["ids"]);
+}
+
+TEST(Cli, GenerateStopsAndRefusesEncoders) {
+  // Greedy text from the prompt, then a stop string taken from it: generation ends there.
+  test::Run full = test::run_cli({"generate", "--model", small_model(), "--text", "Hello", "-n", "8", "--json"});
+  ASSERT_EQ(full.code, 0) << full.err;
+  auto fj = nlohmann::json::parse(full.out);
+  const std::string cont = fj["continuation"];
+  ASSERT_GE(cont.size(), 2u);
+  test::Run st = test::run_cli(
+      {"generate", "--model", small_model(), "--text", "Hello", "-n", "8", "--json", "--stop", cont.substr(0, 1)});
+  ASSERT_EQ(st.code, 0) << st.err;
+  auto sj = nlohmann::json::parse(st.out);
+  EXPECT_EQ(sj["stopped_by"], "stop string");
+  EXPECT_LT(sj["generated_tokens"].get<size_t>(), 8u);
+  expect_error({"generate", "--model", bert_model(), "--text", "the whale"}, "is an encoder");
+  expect_error({"generate", "--model", small_model(), "--text", "Hello", "-n", "100000"}, "exceed the model's");
+}
