@@ -11,8 +11,9 @@ PKGS=(
   libcairo2-dev libpango1.0-dev fonts-dejavu-core fonts-noto-cjk fonts-noto-color-emoji
   libpcre2-dev libutf8proc-dev                # tokenizer regexes and Unicode tables
   libsentencepiece-dev sentencepiece          # tokenizer.model files; spm_train/spm_encode for the tests
+  libpng-dev libjpeg62-turbo-dev              # images for ViT (the decoders PIL uses)
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex  # references, Python baselines
+  python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex python3-pil  # references, Python baselines
   time
 )
 

@@ -126,3 +126,10 @@ std::string make_small_gpt2(const std::string& dir) {
 }
 
 }  // namespace attnscope::test
+
+namespace attnscope::test {
+bool file_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+}  // namespace attnscope::test

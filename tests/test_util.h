@@ -9,6 +9,7 @@ std::string source_dir();
 std::string temp_dir(const std::string& name);  // fresh folder under data_dir()/tmp
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
+bool file_exists(const std::string& path);
 
 struct Run {
   int code = 0;

@@ -9,5 +9,6 @@ namespace attnscope {
 
 std::unique_ptr<Model> make_bert_family(const Checkpoint& ckpt);   // bert, roberta, distilbert
 std::unique_ptr<Model> make_llama_family(const Checkpoint& ckpt);  // llama, qwen2, mistral
+std::unique_ptr<Model> make_vit(const Checkpoint& ckpt);           // vit
 
 }  // namespace attnscope

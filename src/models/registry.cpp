@@ -78,8 +78,9 @@ std::unique_ptr<Model> load_model(const Checkpoint& ckpt) {
   if (type == "gpt2") return std::make_unique<Gpt2Model>(ckpt);
   if (type == "bert" || type == "roberta" || type == "distilbert") return make_bert_family(ckpt);
   if (type == "llama" || type == "qwen2" || type == "mistral") return make_llama_family(ckpt);
+  if (type == "vit") return make_vit(ckpt);
   throw Error(ckpt.config().path() + ": unknown model_type '" + type +
-              "' (supported: gpt2, bert, roberta, distilbert, llama, qwen2, mistral)");
+              "' (supported: gpt2, bert, roberta, distilbert, llama, qwen2, mistral, vit)");
 }
 
 }  // namespace attnscope

@@ -1,0 +1,107 @@
+// ViT: the image pipeline (decode, PIL resize filters, rescale, normalize) and the model against
+// the independent reference (tests/reference/vit_reference.py: PIL + PyTorch) on random checkpoints.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "attnscope/checkpoint.h"
+#include "attnscope/error.h"
+#include "attnscope/image.h"
+#include "attnscope/model.h"
+#include "attnscope/safetensors.h"
+#include "test_util.h"
+
+using namespace attnscope;
+
+namespace {
+
+double max_abs_diff(const Array& a, const std::vector<float>& ref) {
+  EXPECT_EQ(size_t(a.numel()), ref.size());
+  double m = 0;
+  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
+    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
+  return m;
+}
+
+std::string input_of(const std::string& dir) {
+  return test::file_exists(dir + "/input.jpg") ? dir + "/input.jpg" : dir + "/input.png";
+}
+
+class VitReference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(VitReference, PixelsAttentionHiddenAndLogitsMatch) {
+  const std::string dir = test::data_dir() + "/vit_reference/" + GetParam();
+  Checkpoint ck(dir);
+  auto model = load_model(ck);
+  const ModelInfo& info = model->info();
+  EXPECT_TRUE(info.image);
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  ImageProcessor proc = ImageProcessor::load(dir, info.image_size, info.channels);
+  Array px = preprocess(load_image(input_of(dir)), proc, info.channels);
+  // The same pixels as PIL + numpy (every filter, JPEG decoding by the same libjpeg).
+  EXPECT_LT(max_abs_diff(px, ref.to_f32("pixel_values")), 1e-6);
+  ModelInput in;
+  in.pixels = px;
+  TraceOptions o;
+  o.qkv = o.hidden = true;
+  o.logits = ref.has("logits");
+  EXPECT_EQ(info.head, o.logits ? "classifier" : "");
+  Trace tr = model->forward(in, o);
+  const int64_t L = info.n_layers, T = info.grid() * info.grid() + 1;
+  ASSERT_EQ(int64_t(tr.attention.size()), L);
+  for (int64_t l = 0; l < L; ++l) {
+    const std::string s = std::to_string(l);
+    EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{info.n_heads, T, T}));
+    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+  }
+  for (int64_t n = 0; n <= L; ++n)
+    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
+  if (o.logits) {
+    EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+    EXPECT_EQ(info.labels.at(1), "class 1 \xe2\x9c\x93");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RandomCheckpoints, VitReference,
+                         ::testing::Values("vit_cls_bilinear_jpeg", "vit_gray_bicubic_f16", "vit_nearest_rgba_bf16",
+                                           "vit_lanczos_gray_png"));
+
+TEST(Image, CorruptAndUnsupportedFilesAreNamed) {
+  const std::string d = test::temp_dir("images_bad");
+  auto expect = [](const std::string& path, const std::string& what) {
+    try {
+      load_image(path);
+      FAIL() << path;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  };
+  test::write_file(d + "/text.png", "hello, not an image");
+  expect(d + "/text.png", "expected a PNG or JPEG image, found another kind of file");
+  test::write_file(d + "/empty.jpg", "");
+  expect(d + "/empty.jpg", "found an empty file");
+  const std::string good = test::data_dir() + "/vit_reference/vit_gray_bicubic_f16/input.png";
+  std::string png = test::read_file(good);
+  test::write_file(d + "/cut.png", png.substr(0, png.size() / 2));
+  expect(d + "/cut.png", "expected a PNG image, found a corrupt file");
+  std::string jpg = test::read_file(test::data_dir() + "/vit_reference/vit_cls_bilinear_jpeg/input.jpg");
+  test::write_file(d + "/cut.jpg", jpg.substr(0, 40));
+  expect(d + "/cut.jpg", "expected a JPEG image, found a corrupt file");
+  expect(d + "/missing.png", "cannot read the image file");
+  expect(d, "expected an image file, found a folder");
+}
+
+TEST(Image, TextIntoAVitAndPixelsIntoTextModelsAreErrors) {
+  Checkpoint ck(test::data_dir() + "/vit_reference/vit_cls_bilinear_jpeg");
+  auto m = load_model(ck);
+  EXPECT_THROW(m->forward({1, 2, 3}, TraceOptions{}), Error);
+  ModelInput wrong;
+  wrong.pixels = Array::zeros({3, 16, 16});
+  EXPECT_THROW(m->forward(wrong, TraceOptions{}), Error);
+}
+
+}  // namespace
