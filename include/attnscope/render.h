@@ -46,6 +46,18 @@ struct HeatmapOptions {
 // output path that cannot be written.
 void render_heatmap(const Matrix& m, const HeatmapOptions& opts, const std::string& path);
 
+struct OverlayOptions {
+  std::string title;
+  std::string cmap = "inferno";
+  double alpha = 0.6;  // opacity of the attention layer
+  double width_in = 8, height_in = 4.4, dpi = 100;
+};
+
+// An image and, beside it, the same image under a grid x grid attention map (bilinearly
+// upsampled, scaled to its maximum), with a colour bar. rgb: width*height*3 bytes.
+void render_image_attention(const uint8_t* rgb, int width, int height, int64_t grid, const std::vector<float>& map,
+                            const OverlayOptions& opts, const std::string& path);
+
 // How a token string is shown on an axis: control characters escaped, long ones cut.
 std::string axis_label(const std::string& token);
 

@@ -12,6 +12,7 @@
 #include "attnscope/checkpoint.h"
 #include "attnscope/dump.h"
 #include "attnscope/error.h"
+#include "attnscope/image.h"
 #include "attnscope/model.h"
 #include "attnscope/render.h"
 #include "attnscope/tokenizer.h"
@@ -21,9 +22,10 @@ using namespace attnscope;
 namespace {
 
 struct Common {
-  std::string model, text, text_file, text_b;
+  std::string model, text, text_file, text_b, image;
   bool truncate = false;
   bool has_text() const { return !text.empty() || !text_file.empty(); }
+  bool has_input() const { return has_text() || !image.empty(); }
 };
 
 void add_model(CLI::App* c, Common& o) {
@@ -34,6 +36,7 @@ void add_text(CLI::App* c, Common& o) {
   c->add_option("--text,-t", o.text, "input text");
   c->add_option("--text-file", o.text_file, "read the input text from a file ('-' for stdin)");
   c->add_option("--text-b", o.text_b, "second sentence of a pair ([CLS] A [SEP] B [SEP] for BERT)");
+  c->add_option("--image", o.image, "input image for vision models (PNG or JPEG)");
   c->add_flag("--truncate", o.truncate, "keep the first max-positions tokens of a longer text");
 }
 
@@ -90,6 +93,37 @@ Encoding encode_for(const Tokenizer& tok, const Common& o, const std::string& te
   return enc;
 }
 
+// An image model's input: the preprocessed pixels, and token labels [CLS], r0c0, r0c1, ...
+struct Prepared {
+  Encoding enc;
+  ModelInput in;
+  std::string source;  // the text, or the image path
+};
+
+Prepared prepare_image(const Common& o, const Model& m, const std::string& dir) {
+  const ModelInfo& i = m.info();
+  if (o.has_text() || !o.text_b.empty())
+    throw Error("--text: model_type '" + i.model_type + "' takes an image (--image), not text");
+  Prepared p;
+  p.source = o.image;
+  ImageProcessor proc = ImageProcessor::load(dir, i.image_size, i.channels);
+  p.in.pixels = preprocess(load_image(o.image), proc, i.channels);
+  const int64_t g = i.grid();
+  auto add = [&](const std::string& label, int64_t id) {
+    p.enc.ids.push_back(id);
+    p.enc.tokens.push_back(label);
+    p.enc.display.push_back(label);
+    p.enc.offsets.emplace_back(0, 0);
+    p.enc.special.push_back(id == 0);
+    p.enc.type_ids.push_back(0);
+    p.enc.sequence.push_back(id == 0 ? -1 : 0);
+  };
+  add("[CLS]", 0);
+  for (int64_t r = 0; r < g; ++r)
+    for (int64_t c = 0; c < g; ++c) add("r" + std::to_string(r) + "c" + std::to_string(c), 1 + r * g + c);
+  return p;
+}
+
 ModelInput input_for(const Model& m, const Encoding& enc) {
   ModelInput in;
   in.ids = enc.ids;
@@ -98,29 +132,50 @@ ModelInput input_for(const Model& m, const Encoding& enc) {
 }
 
 // What the output head predicts for this input: the next token (lm), every [MASK] (mlm).
-nlohmann::json predictions(const Model& m, const Tokenizer& tok, const Encoding& enc, const Trace& tr, int64_t k) {
+nlohmann::json predictions(const Model& m, const Tokenizer* tok, const Encoding& enc, const Trace& tr, int64_t k) {
   nlohmann::json out = nlohmann::json::array();
   if (tr.logits.empty()) return out;
   const int64_t V = tr.logits.shape.back();
   auto row = [&](int64_t pos, const char* what) {
     nlohmann::json top = nlohmann::json::array();
     for (const Prediction& p : top_k(tr.logits.ptr() + pos * V, V, k))
-      top.push_back({{"id", p.id}, {"token", tok.display_of(p.id)}, {"prob", p.prob}});
+      top.push_back({{"id", p.id}, {"token", tok->display_of(p.id)}, {"prob", p.prob}});
     out.push_back({{"position", pos}, {"predicts", what}, {"top", top}});
   };
+  if (m.info().head == "classifier") {
+    nlohmann::json top = nlohmann::json::array();
+    for (const Prediction& p : top_k(tr.logits.ptr(), V, k))
+      top.push_back({{"id", p.id}, {"label", m.info().labels.at(size_t(p.id))}, {"prob", p.prob}});
+    out.push_back({{"position", 0}, {"predicts", "class"}, {"top", top}});
+    return out;
+  }
   if (m.info().head == "lm") row(int64_t(enc.size()) - 1, "next token");
   if (m.info().head == "mlm")
-    if (auto mask = mask_token_id(tok))
+    if (auto mask = mask_token_id(*tok))
       for (size_t i = 0; i < enc.size(); ++i)
         if (enc.ids[i] == *mask) row(int64_t(i), "masked token");
   return out;
 }
 
-bool wants_logits(const Model& m, const Tokenizer& tok, const Encoding& enc) {
-  if (m.info().head == "lm") return true;
+bool wants_logits(const Model& m, const Tokenizer* tok, const Encoding& enc) {
+  if (m.info().head == "lm" || m.info().head == "classifier") return true;
+  if (!tok) return false;
   if (m.info().head != "mlm") return false;
-  auto mask = mask_token_id(tok);
+  auto mask = mask_token_id(*tok);
   return mask && std::find(enc.ids.begin(), enc.ids.end(), *mask) != enc.ids.end();
+}
+
+// Loads the tokenizer (text models) and turns --text/--text-b or --image into the model input.
+Prepared prepare(const Common& o, const Model& m, const std::string& dir, std::unique_ptr<Tokenizer>& tok) {
+  if (m.info().image) return prepare_image(o, m, dir);
+  if (!o.image.empty())
+    throw Error("--image: model_type '" + m.info().model_type + "' takes text (--text), not an image");
+  tok = load_tokenizer(dir);
+  Prepared p;
+  p.source = read_text(o);
+  p.enc = encode_for(*tok, o, p.source, m.info().max_positions);
+  p.in = input_for(m, p.enc);
+  return p;
 }
 
 std::string with_commas(int64_t n) {
@@ -132,25 +187,28 @@ std::string with_commas(int64_t n) {
 int run_info(const Common& o, bool as_json, int64_t top) {
   Checkpoint ck(model_dir(o));
   auto model = load_model(ck);
-  auto tok = load_tokenizer(ck.dir());
   const ModelInfo& i = model->info();
+  std::unique_ptr<Tokenizer> tok;
+  if (!i.image) tok = load_tokenizer(ck.dir());
   nlohmann::json preds = nlohmann::json::array();
   std::string note;
-  if (o.has_text()) {
-    const std::string text = read_text(o);
-    Encoding enc = encode_for(*tok, o, text, i.max_positions);
+  if (o.has_input()) {
+    Prepared p = prepare(o, *model, ck.dir(), tok);
     TraceOptions to;
     to.attention = false;
-    to.logits = wants_logits(*model, *tok, enc);
+    to.logits = wants_logits(*model, tok.get(), p.enc);
     if (i.head.empty())
       note = "the checkpoint has no output head: nothing to predict";
     else if (!to.logits)
-      note = "no " + std::string(mask_token_id(*tok) ? tok->id_to_token(*mask_token_id(*tok)) : "[MASK]") +
+      note = "no " + std::string(tok && mask_token_id(*tok) ? tok->id_to_token(*mask_token_id(*tok)) : "[MASK]") +
              " token in the text: nothing to predict";
-    preds = predictions(*model, *tok, enc, model->forward(input_for(*model, enc), to), top);
+    preds = predictions(*model, tok.get(), p.enc, model->forward(p.in, to), top);
   }
   std::vector<std::string> files = ck.files_used();
-  for (auto& f : tok->files()) files.push_back(f);
+  if (tok)
+    for (auto& f : tok->files()) files.push_back(f);
+  if (i.image)
+    for (auto& f : ImageProcessor::load(ck.dir(), i.image_size, i.channels).files) files.push_back(f);
   if (as_json) {
     nlohmann::json j{{"model", ck.dir()},
                      {"family", i.family},
@@ -169,9 +227,15 @@ int run_info(const Common& o, bool as_json, int64_t top) {
                      {"causal", i.causal},
                      {"head", i.head},
                      {"token_types", i.type_vocab_size},
-                     {"tokenizer", tok->kind()},
+                     {"tokenizer", tok ? tok->kind() : ""},
                      {"files", files}};
-    if (o.has_text()) j["predictions"] = preds;
+    if (i.image) {
+      j["image_size"] = i.image_size;
+      j["patch_size"] = i.patch_size;
+      j["channels"] = i.channels;
+      j["labels"] = i.labels;
+    }
+    if (o.has_input()) j["predictions"] = preds;
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -181,8 +245,15 @@ int run_info(const Common& o, bool as_json, int64_t top) {
   std::printf("layers         %lld\n", (long long)i.n_layers);
   std::printf("heads          %lld per layer, head dim %lld\n", (long long)i.n_heads, (long long)i.head_dim);
   std::printf("d_model        %lld (MLP %lld, %s)\n", (long long)i.d_model, (long long)i.d_ff, i.activation.c_str());
-  std::printf("vocab          %lld\n", (long long)i.vocab_size);
-  std::printf("max positions  %lld\n", (long long)i.max_positions);
+  if (i.image) {
+    std::printf("image          %lldx%lld, %lld channel%s, %lldx%lld patches of %lld px (+ [CLS] = %lld tokens)\n",
+                (long long)i.image_size, (long long)i.image_size, (long long)i.channels, i.channels == 1 ? "" : "s",
+                (long long)i.grid(), (long long)i.grid(), (long long)i.patch_size, (long long)i.max_positions);
+    if (!i.labels.empty()) std::printf("classes        %zu\n", i.labels.size());
+  } else {
+    std::printf("vocab          %lld\n", (long long)i.vocab_size);
+    std::printf("max positions  %lld\n", (long long)i.max_positions);
+  }
   std::printf("dtype          %s weights, computed in F32\n", i.weight_dtype.c_str());
   std::printf("parameters     %s (%s output head)\n", with_commas(i.n_params).c_str(),
               i.head.empty() ? "no"
@@ -193,15 +264,21 @@ int run_info(const Common& o, bool as_json, int64_t top) {
                                      : i.head == "classifier" ? "classifier"
                                                               : "none (encoder only)");
   if (i.type_vocab_size > 1) std::printf("token types    %lld (sentence pairs)\n", (long long)i.type_vocab_size);
-  std::printf("tokenizer      %s\n", tok->kind().c_str());
+  if (tok) std::printf("tokenizer      %s\n", tok->kind().c_str());
   for (size_t k = 0; k < files.size(); ++k)
     std::printf("%s%s\n", k ? "               " : "files          ", files[k].c_str());
   if (!note.empty()) std::printf("predictions    %s\n", note.c_str());
   for (const auto& p : preds) {
-    std::printf("predictions    %s at position %lld:", p["predicts"].get<std::string>().c_str(),
-                (long long)p["position"].get<int64_t>());
+    if (p["predicts"] == "class")
+      std::printf("predictions    class:");
+    else
+      std::printf("predictions    %s at position %lld:", p["predicts"].get<std::string>().c_str(),
+                  (long long)p["position"].get<int64_t>());
     for (const auto& t : p["top"])
-      std::printf("  \"%s\" %.4f", escape_controls(t["token"].get<std::string>()).c_str(), t["prob"].get<double>());
+      std::printf(
+          "  \"%s\" %.4f",
+          escape_controls(t.contains("label") ? t["label"].get<std::string>() : t["token"].get<std::string>()).c_str(),
+          t["prob"].get<double>());
     std::printf("\n");
   }
   return 0;
@@ -249,25 +326,76 @@ int run_dump(const Common& o, const std::string& out, bool qkv, bool hidden, con
   if (out.empty()) throw Error("-o: expected an output .safetensors path");
   Checkpoint ck(model_dir(o));
   auto model = load_model(ck);
-  auto tok = load_tokenizer(ck.dir());
-  const std::string text = read_text(o);
-  Encoding enc = encode_for(*tok, o, text, model->info().max_positions);
+  std::unique_ptr<Tokenizer> tok;
+  Prepared p = prepare(o, *model, ck.dir(), tok);
   TraceOptions to;
   to.qkv = qkv;
   to.hidden = hidden;
-  to.logits = wants_logits(*model, *tok, enc);
-  Trace tr = model->forward(input_for(*model, enc), to);
+  to.logits = wants_logits(*model, tok.get(), p.enc);
+  Trace tr = model->forward(p.in, to);
   DumpOptions d;
   d.f16 = dtype == "f16";
-  if (auto b = enc.sentence_b_start()) {
+  if (auto b = p.enc.sentence_b_start()) {
     d.extra["text_b"] = o.text_b;
     d.extra["sentence_b_start"] = std::to_string(*b);
   }
   if (!tr.logits.empty())
     d.extra["predictions"] =
-        predictions(*model, *tok, enc, tr, 5).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  write_dump(out, model->info(), enc, text, tr, d);
+        predictions(*model, tok.get(), p.enc, tr, 5).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  write_dump(out, model->info(), p.enc, p.source, tr, d);
   std::cout << out << "\n";
+  return 0;
+}
+
+struct OverlayArgs {
+  std::string out, head = "mean", query = "cls", cmap = "inferno", title;
+  int64_t layer = -1;
+  double alpha = 0.6, dpi = 100;
+};
+
+// Attention from one query token ([CLS] by default) over the image patches, on the image.
+int run_overlay(const Common& o, const OverlayArgs& a) {
+  if (a.out.empty()) throw Error("-o: expected an output path ending in .png, .svg or .pdf");
+  check_figure_path(a.out);
+  colormap(a.cmap);
+  Checkpoint ck(model_dir(o));
+  auto model = load_model(ck);
+  const ModelInfo& info = model->info();
+  if (!info.image) throw Error("overlay: model_type '" + info.model_type + "' is not an image model (expected vit)");
+  if (o.image.empty()) throw Error("--image: expected an image file (PNG or JPEG)");
+  const int64_t layer = resolve_layer(a.layer, info.n_layers);
+  const HeadSelection heads = HeadSelection::parse(a.head, info.n_heads);
+  std::unique_ptr<Tokenizer> tok;
+  Prepared p = prepare(o, *model, ck.dir(), tok);
+  int64_t q = -1;
+  if (a.query == "cls") q = 0;
+  for (size_t i = 0; i < p.enc.size() && q < 0; ++i)
+    if (p.enc.display[i] == a.query) q = int64_t(i);
+  if (q < 0) {
+    char* end = nullptr;
+    long v = std::strtol(a.query.c_str(), &end, 10);
+    if (end && *end == 0 && !a.query.empty() && v >= 0 && v < long(p.enc.size())) q = v;
+  }
+  if (q < 0)
+    throw Error("--query " + a.query + ": expected cls, a patch label like r0c0..r" + std::to_string(info.grid() - 1) +
+                "c" + std::to_string(info.grid() - 1) + ", or a token index 0.." + std::to_string(p.enc.size() - 1));
+  TraceOptions to;
+  to.layers = {layer};
+  Trace tr = model->forward(p.in, to);
+  const int64_t T = int64_t(p.enc.size()), g = info.grid();
+  std::vector<float> full = reduce_heads(tr.attention[size_t(layer)], heads);
+  std::vector<float> map(full.begin() + q * T + 1, full.begin() + q * T + T);  // keys r0c0..: the patches
+  Image im = convert_channels(load_image(o.image), 3);
+  OverlayOptions oo;
+  oo.cmap = a.cmap;
+  oo.alpha = a.alpha;
+  oo.dpi = a.dpi;
+  oo.title = !a.title.empty()
+                 ? a.title
+                 : "Layer " + std::to_string(layer) + ", " + heads.describe() + ": attention from " +
+                       p.enc.display[size_t(q)] + " to the " + std::to_string(g) + "x" + std::to_string(g) + " patches";
+  render_image_attention(im.data.data(), im.width, im.height, g, map, oo, a.out);
+  std::cout << a.out << "\n";
   return 0;
 }
 
@@ -377,16 +505,15 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
   const ModelInfo& info = model->info();
   const int64_t layer = resolve_layer(a.layer, info.n_layers);
   const HeadSelection heads = HeadSelection::parse(a.head, info.n_heads);
-  auto tok = load_tokenizer(ck.dir());
-  const std::string text = read_text(o);
-  Encoding enc = encode_for(*tok, o, text, info.max_positions);
+  std::unique_ptr<Tokenizer> tok;
+  Prepared p = prepare(o, *model, ck.dir(), tok);
   TraceOptions to;
   to.layers = {layer};  // the one layer drawn: the others are computed but not kept
-  Trace tr = model->forward(input_for(*model, enc), to);
+  Trace tr = model->forward(p.in, to);
   Matrix m;
-  m.rows = m.cols = int64_t(enc.size());
+  m.rows = m.cols = int64_t(p.enc.size());
   m.values = reduce_heads(tr.attention[size_t(layer)], heads);
-  m.row_labels = m.col_labels = enc.display;
+  m.row_labels = m.col_labels = p.enc.display;
   render_heatmap(m, ho, a.out);
   std::cout << a.out << "\n";
   return 0;
@@ -437,6 +564,19 @@ int main(int argc, char** argv) {
   heat->add_option("--size", hm.size, "figure size in inches, WIDTHxHEIGHT (default 10x8)");
   heat->add_option("--dpi", hm.dpi, "dots per inch (default 100)");
 
+  OverlayArgs ov;
+  auto* ovc = app.add_subcommand("overlay", "vision models: attention from [CLS] (or a patch) drawn on the image");
+  add_model(ovc, common);
+  ovc->add_option("--image", common.image, "input image (PNG or JPEG)")->required();
+  ovc->add_option("-o,--output", ov.out, "output file: .png, .svg or .pdf")->required();
+  ovc->add_option("--layer", ov.layer, "layer (negative counts from the end; default -1)");
+  ovc->add_option("--head", ov.head, "head index, mean, max or min (default mean)");
+  ovc->add_option("--query", ov.query, "cls (default), a patch label like r3c7, or a token index");
+  ovc->add_option("--cmap", ov.cmap, "colormap (default inferno)");
+  ovc->add_option("--alpha", ov.alpha, "opacity of the attention layer, 0..1 (default 0.6)");
+  ovc->add_option("--title", ov.title, "figure title");
+  ovc->add_option("--dpi", ov.dpi, "dots per inch (default 100)");
+
   GenerateArgs ga;
   auto* gen = app.add_subcommand("generate",
                                  "continue a text with a decoder model (KV cache); optionally dump every "
@@ -473,6 +613,7 @@ int main(int argc, char** argv) {
     if (*dump) return run_dump(common, out, qkv, hidden, dtype);
     if (*heat) return run_heatmap(common, hm);
     if (*gen) return run_generate(common, ga);
+    if (*ovc) return run_overlay(common, ov);
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return 1;

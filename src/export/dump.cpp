@@ -22,7 +22,7 @@ void write_dump(const std::string& path, const ModelInfo& info, const Encoding& 
     add("value." + std::to_string(l), tr.value[l]);
   }
   for (size_t n = 0; n < tr.hidden.size(); ++n) add("hidden." + std::to_string(n), tr.hidden[n]);
-  t.push_back(tensor_i64("input_ids", {int64_t(enc.ids.size())}, enc.ids.data()));
+  if (!info.image) t.push_back(tensor_i64("input_ids", {int64_t(enc.ids.size())}, enc.ids.data()));
   if (enc.sentence_b_start())
     t.push_back(tensor_i64("token_type_ids", {int64_t(enc.type_ids.size())}, enc.type_ids.data()));
   nlohmann::json offsets = nlohmann::json::array();
@@ -36,9 +36,14 @@ void write_dump(const std::string& path, const ModelInfo& info, const Encoding& 
       {"n_heads", std::to_string(info.n_heads)},
       {"head_dim", std::to_string(info.head_dim)},
       {"causal", info.causal ? "true" : "false"},
-      {"text", text},
+      {info.image ? "image" : "text", text},
       {"attnscope_version", ATTNSCOPE_VERSION},
   };
+  if (info.image) {
+    meta["patch_grid"] = std::to_string(info.grid()) + "x" + std::to_string(info.grid());
+    meta["patch_size"] = std::to_string(info.patch_size);
+    meta["image_size"] = std::to_string(info.image_size);
+  }
   for (const auto& [k, v] : o.extra) meta[k] = v;
   write_safetensors(path, t, meta);
 }

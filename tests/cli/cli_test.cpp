@@ -337,3 +337,55 @@ TEST(Cli, GenerateStopsAndRefusesEncoders) {
   expect_error({"generate", "--model", bert_model(), "--text", "the whale"}, "is an encoder");
   expect_error({"generate", "--model", small_model(), "--text", "Hello", "-n", "100000"}, "exceed the model's");
 }
+
+namespace {
+std::string vit_model() { return test::data_dir() + "/vit_reference/vit_cls_bilinear_jpeg"; }
+}  // namespace
+
+TEST(Cli, ImagesGoThroughInfoDumpHeatmapAndOverlay) {
+  const std::string img = vit_model() + "/input.jpg";
+  test::Run r = test::run_cli({"info", "--model", vit_model(), "--image", img, "--json", "--top", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["family"], "vit");
+  EXPECT_EQ(j["predictions"][0]["predicts"], "class");
+  ASSERT_EQ(j["predictions"][0]["top"].size(), 2u);
+  EXPECT_EQ(j["predictions"][0]["top"][0]["label"].get<std::string>().rfind("class ", 0), 0u);
+  EXPECT_EQ(j["labels"].size(), 5u);
+
+  const std::string dir = test::temp_dir("cli_vit");
+  ASSERT_EQ(test::run_cli({"dump", "--model", vit_model(), "--image", img, "-o", dir + "/v.safetensors"}).code, 0);
+  SafetensorsFile f(dir + "/v.safetensors");
+  EXPECT_EQ(f.info("attention.0").shape, (std::vector<int64_t>{3, 17, 17}));
+  EXPECT_EQ(f.metadata().at("patch_grid"), "4x4");
+  EXPECT_EQ(f.metadata().at("image"), img);
+  auto tokens = nlohmann::json::parse(f.metadata().at("tokens"));
+  EXPECT_EQ(tokens[0], "[CLS]");
+  EXPECT_EQ(tokens[1], "r0c0");
+  EXPECT_EQ(tokens[16], "r3c3");
+  EXPECT_FALSE(f.has("input_ids"));
+
+  for (const char* out : {"/h.png", "/h.svg"})
+    EXPECT_EQ(test::run_cli({"heatmap", "--model", vit_model(), "--image", img, "-o", dir + out}).code, 0) << out;
+  for (const char* out : {"/o.png", "/o.pdf"}) {
+    test::Run o =
+        test::run_cli({"overlay", "--model", vit_model(), "--image", img, "--query", "r1c2", "-o", dir + out});
+    EXPECT_EQ(o.code, 0) << o.err;
+    EXPECT_GT(fs::file_size(dir + out), 1000u);
+  }
+}
+
+TEST(Cli, ImageErrorsAreOneLine) {
+  const std::string img = vit_model() + "/input.jpg";
+  const std::string dir = test::temp_dir("cli_vit_err");
+  test::write_file(dir + "/broken.jpg", "\xff\xd8\xff\xe0 not really");
+  expect_error({"info", "--model", vit_model(), "--image", dir + "/broken.jpg"},
+               "expected a JPEG image, found a corrupt file");
+  expect_error({"info", "--model", vit_model(), "--image", dir + "/none.png"}, "cannot read the image file");
+  expect_error({"info", "--model", vit_model(), "--text", "hello"}, "takes an image (--image), not text");
+  expect_error({"dump", "--model", small_model(), "--image", img, "-o", dir + "/x.safetensors"},
+               "takes text (--text), not an image");
+  expect_error({"overlay", "--model", vit_model(), "--image", img, "--query", "r9c9", "-o", dir + "/o.png"},
+               "--query r9c9: expected cls, a patch label like r0c0..r3c3");
+  expect_error({"overlay", "--model", small_model(), "--image", img, "-o", dir + "/o.png"}, "is not an image model");
+}
