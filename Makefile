@@ -33,6 +33,7 @@ demo: build
 	@$(BIN) heatmap --text "$(DEMO_TEXT)" -o $(OUT)/heatmap-layer0-heads-max.png --layer 0 --head max
 	@$(BIN) heatmap --text-file models/gpt2-moby/sample.txt -o $(OUT)/heatmap-sample-layer1-head3.png --layer 1 --head 3 \
 	  --title "Moby Dick, chapter 1 (240 tokens): layer 1, head 3"
+	@$(BIN) generate --text "Call me Ishmael. Some years ago" -n 24 -o $(OUT)/generation.safetensors
 	@echo "demo results in $(OUT)/"
 
 test: build
