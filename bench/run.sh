@@ -32,6 +32,15 @@ read -r p1 pm1 < <(measure py_short /usr/bin/python3 bench/seed_heatmap.py "$ck"
 read -r c2 cm2 < <(measure cpp_long build/attnscope heatmap --model "$ck" --text "$long" -o "$out/attnscope_long.png")
 read -r p2 pm2 < <(measure py_long /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_long.png")
 fwd=$(build/bench/bench_forward "$ck" 1024 3)
+# Every family: forward + capture at 512 tokens (ViT: 197 tokens, 8 images), generation with and
+# without the key/value cache (decoders: 128 new tokens after a 32-token prompt).
+/usr/bin/python3 bench/make_family_checkpoints.py "$out" > /dev/null
+families=$(
+  build/bench/bench_forward "$ck" 512 3 128
+  build/bench/bench_forward "$out/bert-base-random" 512 3
+  build/bench/bench_forward "$out/llama-random" 512 3 128
+  build/bench/bench_forward "$out/vit-base-random" 0 3
+)
 
 # Same numbers? attnscope's dump vs the seed program's matrix (last layer, mean over heads).
 /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_check.png" "$out/seed_attention.npy" > /dev/null
@@ -65,5 +74,22 @@ PY
   echo '```'
   echo "$fwd"
   echo '```'
+  echo
+  echo "Every family (random base-sized checkpoints; forward + capture of every attention map; generation"
+  echo "of 128 tokens after 32 with and without the key/value cache):"
+  echo
+  echo "| model | tokens x inputs | forward s | GFLOP/s | of matmul peak | peak MiB | tokens/s with cache | without |"
+  echo "|---|---|---|---|---|---|---|---|"
+  echo "$families" | /usr/bin/python3 -c '
+import json, sys
+for line in sys.stdin:
+    if not line.strip(): continue
+    j = json.loads(line)
+    g = j.get("kv_cache_tokens_per_s"); n = j.get("no_cache_tokens_per_s")
+    print("| %s (%d layers, %d/%d heads, %.0fM params) | %d x %d | %.3f | %.1f | %.0f %% | %.0f | %s | %s |" % (
+        j["model_type"], j["layers"], j["heads"], j["kv_heads"], j["params"] / 1e6, j["tokens"], j["batch"],
+        j["forward_s"], j["gflops"], 100 * j["fraction_of_peak"], j["peak_mib"],
+        "%.1f" % g if g else "-", "%.1f" % n if n else "-"))
+'
 } > "$out/results.md"
 cat "$out/results.md"
