@@ -105,7 +105,7 @@ std::unique_ptr<Tokenizer> from_vocab_merges(const fs::path& dir) {
   const std::string cls_name = cfg.value("tokenizer_class", std::string());
   const bool roberta = model_type_of(dir) == "roberta" || cls_name.rfind("Roberta", 0) == 0;
   const bool prefix_space = cfg.value("add_prefix_space", false);
-  json doc = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
+  json doc = {{"model", {{"type", "BPE"}}},
               {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", prefix_space}, {"use_regex", true}}},
               {"decoder", {{"type", "ByteLevel"}}},
               {"added_tokens", json::array()}};
@@ -146,6 +146,8 @@ std::unique_ptr<Tokenizer> from_vocab_merges(const fs::path& dir) {
     if (added.empty() && vocab.contains("<|endoftext|>")) add_token(added, "<|endoftext|>", id_of("<|endoftext|>"));
     doc["post_processor"] = {{"type", "ByteLevel"}, {"trim_offsets", false}};
   }
+  doc["model"]["vocab"] = std::move(vocab);  // moved, not copied: 50k+ entries
+  doc["model"]["merges"] = std::move(merges);
   return text::tokenizer_from_json(doc, files, vocab_path.string());
 }
 
