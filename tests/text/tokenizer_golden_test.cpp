@@ -140,3 +140,49 @@ TEST(TokenizerGolden, CorruptSentencePieceModelIsNamed) {
         << e.what();
   }
 }
+
+// Broken or unsupported tokenizer.json files: one Error naming the file and the component.
+TEST(TokenizerJson, BadDescriptionsAreNamedErrors) {
+  const std::string base = R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]})";
+  auto with = [&](const std::string& name, const std::string& extra, const std::string& model = "") {
+    const std::string d = test::temp_dir("tokjson_" + name);
+    std::string doc = model.empty() ? base + extra + "}" : "{\"model\": " + model + extra + "}";
+    test::write_file(d + "/tokenizer.json", doc);
+    return d;
+  };
+  auto expect = [](const std::string& dir, const std::string& what) {
+    try {
+      load_tokenizer(dir);
+      FAIL() << what;
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(what), std::string::npos) << m;
+      EXPECT_NE(m.find("tokenizer.json"), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+  };
+  expect(with("unigram", "", R"({"type": "Unigram", "vocab": [["a", 0.0]]})"), "model type 'Unigram' is not supported");
+  expect(with("pre", R"(, "pre_tokenizer": {"type": "Frobnicate"})"), "pre_tokenizer 'Frobnicate' is not supported");
+  expect(with("norm", R"(, "normalizer": {"type": "Precompiled", "precompiled_charsmap": ""})"),
+         "normalizer 'Precompiled' is not supported");
+  expect(with("regex",
+              R"(, "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}, "behavior": "Isolated"})"),
+         "cannot compile regex");
+  expect(
+      with("behavior", R"(, "pre_tokenizer": {"type": "Split", "pattern": {"String": " "}, "behavior": "Sideways"})"),
+      "unknown split behavior 'Sideways'");
+  expect(with("merge", "", R"({"type": "BPE", "vocab": {"a": 0}, "merges": ["a z"]})"),
+         "uses a token missing from the vocabulary");
+  expect(with("merge_shape", "", R"({"type": "BPE", "vocab": {"a": 0}, "merges": [7]})"), "expected \"a b\"");
+  expect(with("unk", "", R"({"type": "WordPiece", "vocab": {"a": 0}, "unk_token": "[UNK]"})"),
+         "unk_token '[UNK]' is not in the vocabulary");
+  expect(
+      with(
+          "template",
+          R"(, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "[X]", "type_id": 0}}], "special_tokens": {}})"),
+      "special token '[X]' is not defined");
+  expect(with("dropout", "", R"({"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1})"), "dropout");
+  const std::string d = test::temp_dir("tokjson_notjson");
+  test::write_file(d + "/tokenizer.json", "{\"model\": ");
+  expect(d, "expected valid JSON");
+}
