@@ -3,6 +3,7 @@
 // when it converts them (transformers' convert_slow_tokenizer), so one implementation runs all.
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "attnscope/error.h"
@@ -29,10 +30,12 @@ std::optional<int64_t> mask_token_id(const Tokenizer& tok) {
 namespace {
 
 json read_json(const fs::path& p) {
-  std::ifstream f(p);
+  std::ifstream f(p, std::ios::binary);
   if (!f) throw Error(p.string() + ": cannot read (expected a JSON file)");
+  // Parsing from memory is about twice as fast as from the stream.
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   try {
-    return json::parse(f);
+    return json::parse(bytes);
   } catch (const json::exception& e) {
     throw Error(p.string() + ": expected valid JSON, found a parse error (" + e.what() + ")");
   }

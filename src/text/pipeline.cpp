@@ -35,6 +35,11 @@ bool bool_or(const json& j, const char* key, bool dflt) {
   return j[key].get<bool>();
 }
 std::string type_of(const json& j) { return j.is_object() ? j.value("type", std::string()) : std::string(); }
+// j[key] without a copy (json::value copies, which costs for 100k-entry vocabularies).
+const json& member(const json& j, const char* key) {
+  static const json null_json;
+  return j.is_object() && j.contains(key) ? j.at(key) : null_json;
+}
 
 // The GPT-2 byte -> code point table: printable bytes map to themselves, the other 68 to
 // 256, 257, ... in byte order.
@@ -735,7 +740,7 @@ std::unique_ptr<WordModel> make_model(const json& m, const std::string& where) {
   const std::string type = m.is_object() ? m.value("type", std::string()) : std::string();
   if (type == "BPE" || (type.empty() && m.is_object() && m.contains("merges"))) {
     auto bpe = std::make_unique<Bpe>();
-    read_vocab_object(m.value("vocab", json()), bpe->vocab, where);
+    read_vocab_object(member(m, "vocab"), bpe->vocab, where);
     bpe->unk = unk_of(m, bpe->vocab, where);
     bpe->prefix = str_or(m, "continuing_subword_prefix", "");
     bpe->suffix = str_or(m, "end_of_word_suffix", "");
@@ -749,7 +754,8 @@ std::unique_ptr<WordModel> make_model(const json& m, const std::string& where) {
       std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
       bpe->byte_ids[size_t(b)] = bpe->vocab.find(buf);
     }
-    const json& ms = m.value("merges", json::array());
+    static const json no_merges = json::array();
+    const json& ms = m.contains("merges") ? member(m, "merges") : no_merges;
     if (!ms.is_array()) throw Error(where + ": model.merges: expected an array");
     size_t plen = bpe->prefix.size();
     for (size_t r = 0; r < ms.size(); ++r) {
@@ -772,7 +778,7 @@ std::unique_ptr<WordModel> make_model(const json& m, const std::string& where) {
   }
   if (type == "WordPiece") {
     auto wp = std::make_unique<WordPiece>();
-    read_vocab_object(m.value("vocab", json()), wp->vocab, where);
+    read_vocab_object(member(m, "vocab"), wp->vocab, where);
     auto unk = unk_of(m, wp->vocab, where);
     if (!unk) throw Error(where + ": model.unk_token: WordPiece needs an unknown token");
     wp->unk = *unk;
