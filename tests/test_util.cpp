@@ -1,5 +1,11 @@
 #include "test_util.h"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,6 +134,22 @@ std::string make_small_gpt2(const std::string& dir) {
 }  // namespace attnscope::test
 
 namespace attnscope::test {
+double max_abs_diff(const Array& a, const std::vector<float>& ref) {
+  EXPECT_EQ(size_t(a.numel()), ref.size());
+  double m = 0;
+  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
+    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
+  return m;
+}
+
+std::vector<int64_t> read_i64(const SafetensorsFile& f, const std::string& name) {
+  const TensorInfo& t = f.info(name);
+  EXPECT_EQ(t.dtype, DType::I64) << name;
+  std::vector<int64_t> v(size_t(t.numel()));
+  std::memcpy(v.data(), f.bytes(t), v.size() * sizeof(int64_t));
+  return v;
+}
+
 bool file_exists(const std::string& path) {
   std::error_code ec;
   return std::filesystem::exists(path, ec);

@@ -1,6 +1,10 @@
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
+
+#include "attnscope/array.h"
+#include "attnscope/safetensors.h"
 
 namespace attnscope::test {
 
@@ -10,6 +14,11 @@ std::string temp_dir(const std::string& name);  // fresh folder under data_dir()
 void write_file(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
+
+// Largest |a[i] - ref[i]| (and an EXPECT that the sizes agree), for reference comparisons.
+double max_abs_diff(const Array& a, const std::vector<float>& ref);
+// An I64 tensor of a safetensors file (input ids, token types).
+std::vector<int64_t> read_i64(const SafetensorsFile& f, const std::string& name);
 
 struct Run {
   int code = 0;

@@ -16,21 +16,6 @@ using namespace attnscope;
 
 namespace {
 
-double max_abs_diff(const Array& a, const std::vector<float>& ref) {
-  EXPECT_EQ(size_t(a.numel()), ref.size());
-  double m = 0;
-  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
-    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
-  return m;
-}
-
-std::vector<int64_t> i64(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo& t = f.info(name);
-  std::vector<int64_t> v(size_t(t.numel()));
-  std::memcpy(v.data(), f.bytes(t), v.size() * 8);
-  return v;
-}
-
 class BertReference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BertReference, AttentionQkvHiddenAndLogitsMatch) {
@@ -40,7 +25,7 @@ TEST_P(BertReference, AttentionQkvHiddenAndLogitsMatch) {
   EXPECT_EQ(model->info().family, "bert");
   EXPECT_FALSE(model->info().causal);
   SafetensorsFile ref(dir + "/reference.safetensors");
-  ModelInput in{i64(ref, "input_ids"), i64(ref, "token_type_ids"), {}};
+  ModelInput in{test::read_i64(ref, "input_ids"), test::read_i64(ref, "token_type_ids"), {}};
   TraceOptions o;
   o.qkv = o.hidden = true;
   o.logits = ref.has("logits");
@@ -52,14 +37,15 @@ TEST_P(BertReference, AttentionQkvHiddenAndLogitsMatch) {
   for (int64_t l = 0; l < L; ++l) {
     const std::string s = std::to_string(l);
     EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{model->info().n_heads, T, T}));
-    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
   }
   for (int64_t n = 0; n <= L; ++n)
-    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
-  if (o.logits) EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+    EXPECT_LT(test::max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4)
+        << "hidden " << n;
+  if (o.logits) EXPECT_LT(test::max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
   // Bidirectional: a query attends to keys after it.
   double after = 0;
   const Array& a0 = tr.attention[0];

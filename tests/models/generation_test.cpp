@@ -16,13 +16,6 @@ using namespace attnscope;
 
 namespace {
 
-std::vector<int64_t> i64(const SafetensorsFile& f, const std::string& name) {
-  const TensorInfo& t = f.info(name);
-  std::vector<int64_t> v(size_t(t.numel()));
-  std::memcpy(v.data(), f.bytes(t), v.size() * 8);
-  return v;
-}
-
 double max_diff(const Array& a, const Array& b) {
   EXPECT_EQ(a.shape, b.shape);
   double m = 0;
@@ -38,7 +31,7 @@ TEST_P(Generation, GreedyMatchesTheReferenceAndStepRowsMatchTheFullForward) {
   Checkpoint ck(dir);
   auto m = load_model(ck);
   SafetensorsFile ref(dir + "/reference.safetensors");
-  const auto want = i64(ref, "greedy_ids");
+  const auto want = test::read_i64(ref, "greedy_ids");
   const std::vector<int64_t> prompt(want.begin(), want.begin() + 5);
   GenerateOptions o;
   o.max_new_tokens = 8;

@@ -14,14 +14,6 @@ using namespace attnscope;
 
 namespace {
 
-double max_abs_diff(const Array& a, const std::vector<float>& ref) {
-  EXPECT_EQ(size_t(a.numel()), ref.size());
-  double m = 0;
-  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
-    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
-  return m;
-}
-
 class Gpt2Reference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Gpt2Reference, AttentionQkvHiddenAndLogitsMatch) {
@@ -29,9 +21,7 @@ TEST_P(Gpt2Reference, AttentionQkvHiddenAndLogitsMatch) {
   Checkpoint ck(dir);
   auto model = load_model(ck);
   SafetensorsFile ref(dir + "/reference.safetensors");
-  const TensorInfo& ids_info = ref.info("input_ids");
-  std::vector<int64_t> ids(size_t(ids_info.numel()));
-  std::memcpy(ids.data(), ref.bytes(ids_info), ids.size() * 8);
+  const std::vector<int64_t> ids = test::read_i64(ref, "input_ids");
   TraceOptions o;
   o.qkv = o.hidden = o.logits = true;
   Trace tr = model->forward(ids, o);
@@ -41,10 +31,10 @@ TEST_P(Gpt2Reference, AttentionQkvHiddenAndLogitsMatch) {
   for (int64_t l = 0; l < L; ++l) {
     const std::string s = std::to_string(l);
     EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{model->info().n_heads, T, T}));
-    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
     // Causal: exact zeros above the diagonal; rows sum to 1.
     const Array& a = tr.attention[size_t(l)];
     for (int64_t h = 0; h < a.shape[0]; ++h)
@@ -59,8 +49,9 @@ TEST_P(Gpt2Reference, AttentionQkvHiddenAndLogitsMatch) {
       }
   }
   for (int64_t n = 0; n <= L; ++n)
-    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
-  EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+    EXPECT_LT(test::max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4)
+        << "hidden " << n;
+  EXPECT_LT(test::max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(RandomCheckpoints, Gpt2Reference,

@@ -16,21 +16,6 @@ using namespace attnscope;
 
 namespace {
 
-double max_abs_diff(const Array& a, const std::vector<float>& ref) {
-  EXPECT_EQ(size_t(a.numel()), ref.size());
-  double m = 0;
-  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
-    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
-  return m;
-}
-
-std::vector<int64_t> ids_of(const SafetensorsFile& f) {
-  const TensorInfo& t = f.info("input_ids");
-  std::vector<int64_t> v(size_t(t.numel()));
-  std::memcpy(v.data(), f.bytes(t), v.size() * 8);
-  return v;
-}
-
 class LlamaReference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LlamaReference, AttentionQkvHiddenAndLogitsMatch) {
@@ -39,7 +24,7 @@ TEST_P(LlamaReference, AttentionQkvHiddenAndLogitsMatch) {
   auto model = load_model(ck);
   EXPECT_EQ(model->info().family, "llama");
   SafetensorsFile ref(dir + "/reference.safetensors");
-  auto ids = ids_of(ref);
+  auto ids = test::read_i64(ref, "input_ids");
   TraceOptions o;
   o.qkv = o.hidden = o.logits = true;
   Trace tr = model->forward(ids, o);
@@ -51,18 +36,19 @@ TEST_P(LlamaReference, AttentionQkvHiddenAndLogitsMatch) {
     EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{H, T, T}));
     EXPECT_EQ(tr.key[size_t(l)].shape,
               (std::vector<int64_t>{H, T, model->info().head_dim}));  // expanded per query head
-    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
     const Array& a = tr.attention[size_t(l)];
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < T; ++i)
         for (int64_t j = i + 1; j < T; ++j) ASSERT_EQ(a.ptr()[(h * T + i) * T + j], 0.0f);
   }
   for (int64_t n = 0; n <= L; ++n)
-    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
-  EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+    EXPECT_LT(test::max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4)
+        << "hidden " << n;
+  EXPECT_LT(test::max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(RandomCheckpoints, LlamaReference,

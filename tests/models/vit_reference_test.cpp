@@ -15,14 +15,6 @@ using namespace attnscope;
 
 namespace {
 
-double max_abs_diff(const Array& a, const std::vector<float>& ref) {
-  EXPECT_EQ(size_t(a.numel()), ref.size());
-  double m = 0;
-  for (size_t i = 0; i < ref.size() && i < size_t(a.numel()); ++i)
-    m = std::max(m, std::fabs(double(a.ptr()[i]) - ref[i]));
-  return m;
-}
-
 std::string input_of(const std::string& dir) {
   return test::file_exists(dir + "/input.jpg") ? dir + "/input.jpg" : dir + "/input.png";
 }
@@ -39,7 +31,7 @@ TEST_P(VitReference, PixelsAttentionHiddenAndLogitsMatch) {
   ImageProcessor proc = ImageProcessor::load(dir, info.image_size, info.channels);
   Array px = preprocess(load_image(input_of(dir)), proc, info.channels);
   // The same pixels as PIL + numpy (every filter, JPEG decoding by the same libjpeg).
-  EXPECT_LT(max_abs_diff(px, ref.to_f32("pixel_values")), 1e-6);
+  EXPECT_LT(test::max_abs_diff(px, ref.to_f32("pixel_values")), 1e-6);
   ModelInput in;
   in.pixels = px;
   TraceOptions o;
@@ -52,15 +44,16 @@ TEST_P(VitReference, PixelsAttentionHiddenAndLogitsMatch) {
   for (int64_t l = 0; l < L; ++l) {
     const std::string s = std::to_string(l);
     EXPECT_EQ(tr.attention[size_t(l)].shape, (std::vector<int64_t>{info.n_heads, T, T}));
-    EXPECT_LT(max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
-    EXPECT_LT(max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.attention[size_t(l)], ref.to_f32("attention." + s)), 1e-5) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.query[size_t(l)], ref.to_f32("query." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.key[size_t(l)], ref.to_f32("key." + s)), 1e-4) << "layer " << l;
+    EXPECT_LT(test::max_abs_diff(tr.value[size_t(l)], ref.to_f32("value." + s)), 1e-4) << "layer " << l;
   }
   for (int64_t n = 0; n <= L; ++n)
-    EXPECT_LT(max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4) << "hidden " << n;
+    EXPECT_LT(test::max_abs_diff(tr.hidden[size_t(n)], ref.to_f32("hidden." + std::to_string(n))), 1e-4)
+        << "hidden " << n;
   if (o.logits) {
-    EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
+    EXPECT_LT(test::max_abs_diff(tr.logits, ref.to_f32("logits")), 1e-4);
     EXPECT_EQ(info.labels.at(1), "class 1 \xe2\x9c\x93");
   }
 }

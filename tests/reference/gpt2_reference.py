@@ -138,22 +138,7 @@ def write_case(root, c, seed):
     for i in range(c["n_layer"]):
         named[f"{c['prefix']}h.{i}.attn.bias"] = torch.tril(torch.ones(P, P, dtype=torch.uint8)).view(1, 1, P, P)
         named[f"{c['prefix']}h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
-    for old in ("model.safetensors", "model.safetensors.index.json"):
-        if os.path.exists(os.path.join(d, old)):
-            os.remove(os.path.join(d, old))
-    if c["shards"] == 1:
-        safetensors_io.save(os.path.join(d, "model.safetensors"), named, {"format": "pt"})
-    else:
-        names = list(named)
-        per = (len(names) + c["shards"] - 1) // c["shards"]
-        weight_map = {}
-        for s in range(c["shards"]):
-            fname = f"model-{s + 1:05d}-of-{c['shards']:05d}.safetensors"
-            part = {n: named[n] for n in names[s * per:(s + 1) * per]}
-            safetensors_io.save(os.path.join(d, fname), part, {"format": "pt"})
-            weight_map.update({n: fname for n in part})
-        with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
+    safetensors_io.save_model(d, named, c["shards"])
     ids = torch.randint(0, c["vocab_size"], (c["seq"],), generator=g)
     ref = reference(c, {k: v.to(torch.float64) for k, v in stored.items()}, ids)
     ref = {k: v.float().contiguous() for k, v in ref.items()}

@@ -53,3 +53,26 @@ def load(path):
             t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[v["dtype"]]).copy())
         out[name] = t.reshape(v["shape"])
     return out, header.get("__metadata__", {})
+
+
+def save_model(folder, named, shards=1):
+    """model.safetensors, or model-0000k-of-0000n.safetensors + model.safetensors.index.json when
+    shards > 1 (as Hugging Face shards a checkpoint); stale files of the other layout are removed."""
+    import json
+    import os
+    for old in ("model.safetensors", "model.safetensors.index.json"):
+        if os.path.exists(os.path.join(folder, old)):
+            os.remove(os.path.join(folder, old))
+    if shards == 1:
+        save(os.path.join(folder, "model.safetensors"), named, {"format": "pt"})
+        return
+    names = list(named)
+    per = (len(names) + shards - 1) // shards
+    weight_map = {}
+    for s in range(shards):
+        fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: named[n] for n in names[s * per:(s + 1) * per]}
+        save(os.path.join(folder, fname), part, {"format": "pt"})
+        weight_map.update({n: fname for n in part})
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
