@@ -8,7 +8,7 @@ BIN := $(BUILD)/attnscope
 export CCACHE_BASEDIR := $(CURDIR)
 DEMO_TEXT := A new sentence to visualize attention weights
 
-.PHONY: all setup configure build demo test bench train-model clean
+.PHONY: all setup configure build demo test bench train-model train-models clean
 
 all: build
 
@@ -34,6 +34,17 @@ demo: build
 	@$(BIN) heatmap --text-file models/gpt2-moby/sample.txt -o $(OUT)/heatmap-sample-layer1-head3.png --layer 1 --head 3 \
 	  --title "Moby Dick, chapter 1 (240 tokens): layer 1, head 3"
 	@$(BIN) generate --text "Call me Ishmael. Some years ago" -n 24 -o $(OUT)/generation.safetensors
+	@$(BIN) info --model models/llama-moby --text "Call me Ishmael. Some years ago"
+	@$(BIN) heatmap --model models/llama-moby --text-file models/gpt2-moby/sample.txt --truncate --layer 3 --head 2 \
+	  -o $(OUT)/llama-moby-heatmap.png --title "llama-moby (GQA, RoPE): layer 3, head 2"
+	@$(BIN) generate --model models/llama-moby --text "Call me Ishmael. Some years ago" -n 24 \
+	  -o $(OUT)/llama-moby-generation.safetensors
+	@$(BIN) info --model models/bert-moby --text "Call me [MASK]. Some years ago, never mind how long precisely."
+	@$(BIN) heatmap --model models/bert-moby --text "Call me Ishmael." --text-b "Some years ago, never mind how long." \
+	  -o $(OUT)/bert-moby-heatmap.png --title "bert-moby: a sentence pair, last layer, mean over heads"
+	@$(BIN) info --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png
+	@$(BIN) overlay --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-overlay.png
+	@$(BIN) heatmap --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-heatmap.png
 	@echo "demo results in $(OUT)/"
 
 test: build
@@ -48,9 +59,16 @@ test: build
 bench: build
 	@bash bench/run.sh
 
-# Re-trains the shipped model (about half an hour on 2 cores); see models/gpt2-moby/README.md.
+# Re-trains the shipped GPT-2 (about half an hour on 2 cores); see models/gpt2-moby/README.md.
 train-model: build
 	@bash tools/train_shipped_model.sh
+
+# Re-trains the other shipped models (ViT on MNIST, Llama and BERT on Moby Dick; about 20 minutes).
+train-models: TARGET = --target attnscope --target train_vit --target train_llama --target train_bert
+train-models: build
+	@bash tools/train_vit_mnist.sh
+	@bash tools/train_llama_moby.sh
+	@bash tools/train_bert_moby.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(ASAN_BUILD) $(ASAN_BUILD).configure.log $(OUT)

@@ -215,6 +215,7 @@ int run_info(const Common& o, bool as_json, int64_t top) {
                      {"model_type", i.model_type},
                      {"layers", i.n_layers},
                      {"heads", i.n_heads},
+                     {"kv_heads", i.n_kv_heads},
                      {"head_dim", i.head_dim},
                      {"d_model", i.d_model},
                      {"d_ff", i.d_ff},
@@ -243,7 +244,11 @@ int run_info(const Common& o, bool as_json, int64_t top) {
   std::printf("family         %s (model_type %s, %s)\n", i.family.c_str(), i.model_type.c_str(),
               i.causal ? "causal" : "bidirectional");
   std::printf("layers         %lld\n", (long long)i.n_layers);
-  std::printf("heads          %lld per layer, head dim %lld\n", (long long)i.n_heads, (long long)i.head_dim);
+  if (i.n_kv_heads && i.n_kv_heads != i.n_heads)
+    std::printf("heads          %lld per layer (%lld key/value heads, grouped-query), head dim %lld\n",
+                (long long)i.n_heads, (long long)i.n_kv_heads, (long long)i.head_dim);
+  else
+    std::printf("heads          %lld per layer, head dim %lld\n", (long long)i.n_heads, (long long)i.head_dim);
   std::printf("d_model        %lld (MLP %lld, %s)\n", (long long)i.d_model, (long long)i.d_ff, i.activation.c_str());
   if (i.image) {
     std::printf("image          %lldx%lld, %lld channel%s, %lldx%lld patches of %lld px (+ [CLS] = %lld tokens)\n",

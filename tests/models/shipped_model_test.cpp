@@ -1,8 +1,13 @@
-// The model that ships in models/gpt2-moby loads through the same code as any checkpoint and
-// has learned attention structure (not the near-uniform maps of a random model).
+// The models that ship in models/ load through the same code as any checkpoint and have learned
+// something: attention structure, next-token loss, digits (not what a random model does).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
 #include "attnscope/checkpoint.h"
+#include "attnscope/image.h"
 #include "attnscope/model.h"
 #include "attnscope/tokenizer.h"
 #include "test_util.h"
@@ -68,4 +73,96 @@ TEST(ShippedModel, HasLearnedHeads) {
   RecordProperty("best_previous_token_score", std::to_string(best_prev));
   RecordProperty("best_delimiter_score", std::to_string(best_delim));
   std::printf("best previous-token head %.3f, best delimiter head %.3f\n", best_prev, best_delim);
+}
+
+TEST(ShippedModel, LlamaMobyHasLearnedHeadsPredictsAndGenerates) {
+  Checkpoint ck(test::source_dir() + "/models/llama-moby");
+  auto model = load_model(ck);
+  const ModelInfo& i = model->info();
+  EXPECT_EQ(i.family, "llama");
+  EXPECT_EQ(i.n_heads, 4);
+  EXPECT_EQ(i.n_kv_heads, 2);  // grouped-query attention
+  auto tok = load_tokenizer(ck.dir());
+  EXPECT_EQ(tok->kind(), "SentencePiece");
+  const std::string text =
+      "The old captain walked slowly along the harbour, counting the ships that had come home before the storm, "
+      "and then he sat down. His dog, a large grey animal, lay at his feet and slept.";
+  Encoding enc = tok->encode(text);
+  ASSERT_EQ(enc.ids[0], 1);  // <s>, as LlamaTokenizer adds it
+  TraceOptions o;
+  o.logits = true;
+  Trace tr = model->forward(enc.ids, o);
+  double best = 0;
+  for (const auto& h : scores(tr, enc)) best = std::max({best, h.previous, h.delimiter});
+  EXPECT_GT(best, 0.3);
+  // Next-token loss on unseen text, far below a uniform guess over the vocabulary.
+  const int64_t V = tr.logits.shape[1], T = int64_t(enc.size());
+  double nll = 0;
+  for (int64_t t = 0; t + 1 < T; ++t) {
+    const float* row = tr.logits.ptr() + t * V;
+    double mx = *std::max_element(row, row + V), z = 0;
+    for (int64_t v = 0; v < V; ++v) z += std::exp(double(row[v]) - mx);
+    nll += -(double(row[enc.ids[size_t(t + 1)]]) - mx - std::log(z)) / double(T - 1);
+  }
+  EXPECT_LT(nll, std::log(double(V)) - 2.0) << "mean next-token loss " << nll;
+  std::printf("llama-moby: best head %.3f, next-token loss %.3f (uniform %.3f)\n", best, nll, std::log(double(V)));
+  GenerateOptions g;
+  g.max_new_tokens = 12;
+  auto gen = model->generate(tok->encode("Call me Ishmael.").ids, g, nullptr);
+  EXPECT_GT(gen.ids.size(), tok->encode("Call me Ishmael.").ids.size());
+}
+
+TEST(ShippedModel, VitMnistReadsTheSampleDigits) {
+  const std::string dir = test::source_dir() + "/models/vit-mnist";
+  Checkpoint ck(dir);
+  auto model = load_model(ck);
+  const ModelInfo& i = model->info();
+  EXPECT_EQ(i.head, "classifier");
+  EXPECT_EQ(i.labels.size(), 10u);
+  ImageProcessor proc = ImageProcessor::load(dir, i.image_size, i.channels);
+  auto labels = nlohmann::json::parse(test::read_file(dir + "/samples/labels.json"));
+  ASSERT_EQ(labels.size(), 20u);
+  int right = 0;
+  for (auto& [name, y] : labels.items()) {
+    ModelInput in;
+    in.pixels = preprocess(load_image(dir + "/samples/" + name), proc, i.channels);
+    TraceOptions o;
+    o.logits = true;
+    o.attention = false;
+    Trace tr = model->forward(in, o);
+    const float* l = tr.logits.ptr();
+    right += int64_t(std::max_element(l, l + 10) - l) == y.get<int64_t>();
+  }
+  // The held-out accuracy is in the model's README; two held-out digits of each class here.
+  EXPECT_GE(right, 18) << right << "/20";
+  std::printf("vit-mnist: %d/20 sample digits right\n", right);
+}
+
+TEST(ShippedModel, BertMobyFillsMasks) {
+  Checkpoint ck(test::source_dir() + "/models/bert-moby");
+  auto model = load_model(ck);
+  EXPECT_EQ(model->info().head, "mlm");
+  auto tok = load_tokenizer(ck.dir());
+  const int64_t mask = *mask_token_id(*tok);
+  // Chapter 1's first paragraph (training text: this checks that the head learned, not that it
+  // generalizes; the held-out figure is in the model's README). Every 6th word piece masked.
+  Encoding enc = tok->encode(test::read_file(test::source_dir() + "/models/gpt2-moby/sample.txt"));
+  ModelInput in{enc.ids, enc.type_ids, {}};
+  std::vector<size_t> masked;
+  for (size_t i = 3; i + 1 < enc.size(); i += 6) {
+    in.ids[i] = mask;
+    masked.push_back(i);
+  }
+  TraceOptions o;
+  o.logits = true;
+  Trace tr = model->forward(in, o);
+  const int64_t V = tr.logits.shape[1];
+  int right = 0;
+  for (size_t i : masked) {
+    const float* row = tr.logits.ptr() + int64_t(i) * V;
+    right += int64_t(std::max_element(row, row + V) - row) == enc.ids[i];
+  }
+  const double acc = double(right) / double(masked.size());
+  EXPECT_GT(acc, 0.25) << right << "/" << masked.size();
+  std::printf("bert-moby: %d/%zu masked word pieces right\n", right, masked.size());
 }

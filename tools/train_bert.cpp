@@ -1,0 +1,247 @@
+// Trains the small BERT (masked-LM) that ships in models/bert-moby on Moby Dick with the
+// bert-base-uncased WordPiece vocabulary. Parameters carry their Hugging Face names
+// (BertForMaskedLM: "bert." + "cls.predictions.*", decoder tied to the word embeddings); the
+// forward pass is modeling_bert.py's. Masking as in BERT: 15 % of the positions, of which 80 %
+// become [MASK], 10 % a random token, 10 % stay. Usage:
+//   train_bert --corpus moby.txt --tokenizer DIR_WITH_vocab.txt --out models/bert-moby
+//              [--steps 1500 --batch 16 --seq 128 --lr 1e-3 --dim 128 --layers 4 --heads 4 --mlp 512
+//               --positions 256 --seed 1234 --heldout 0.05 --threads 2]
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "attnscope/error.h"
+#include "attnscope/safetensors.h"
+#include "attnscope/tokenizer.h"
+
+using namespace attnscope;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Bert {
+  int64_t D, L, H, I, V, P, types = 2;
+  double eps = 1e-12;
+  std::map<std::string, torch::Tensor> w;  // Hugging Face names
+  torch::Tensor& p(const std::string& n) { return w.at(n); }
+
+  void init(uint64_t seed) {
+    torch::manual_seed(seed);
+    auto normal = [](std::vector<int64_t> s) { return torch::randn(s) * 0.02; };
+    w["bert.embeddings.word_embeddings.weight"] = normal({V, D});
+    w["bert.embeddings.position_embeddings.weight"] = normal({P, D});
+    w["bert.embeddings.token_type_embeddings.weight"] = normal({types, D});
+    w["bert.embeddings.LayerNorm.weight"] = torch::ones({D});
+    w["bert.embeddings.LayerNorm.bias"] = torch::zeros({D});
+    for (int64_t i = 0; i < L; ++i) {
+      const std::string q = "bert.encoder.layer." + std::to_string(i) + ".";
+      for (const char* m : {"query", "key", "value"}) {
+        w[q + "attention.self." + m + ".weight"] = normal({D, D});
+        w[q + "attention.self." + m + ".bias"] = torch::zeros({D});
+      }
+      w[q + "attention.output.dense.weight"] = normal({D, D});
+      w[q + "attention.output.dense.bias"] = torch::zeros({D});
+      w[q + "attention.output.LayerNorm.weight"] = torch::ones({D});
+      w[q + "attention.output.LayerNorm.bias"] = torch::zeros({D});
+      w[q + "intermediate.dense.weight"] = normal({I, D});
+      w[q + "intermediate.dense.bias"] = torch::zeros({I});
+      w[q + "output.dense.weight"] = normal({D, I});
+      w[q + "output.dense.bias"] = torch::zeros({D});
+      w[q + "output.LayerNorm.weight"] = torch::ones({D});
+      w[q + "output.LayerNorm.bias"] = torch::zeros({D});
+    }
+    w["cls.predictions.transform.dense.weight"] = normal({D, D});
+    w["cls.predictions.transform.dense.bias"] = torch::zeros({D});
+    w["cls.predictions.transform.LayerNorm.weight"] = torch::ones({D});
+    w["cls.predictions.transform.LayerNorm.bias"] = torch::zeros({D});
+    w["cls.predictions.bias"] = torch::zeros({V});
+    for (auto& [n, t] : w) t.requires_grad_(true);
+  }
+  std::vector<torch::Tensor> parameters() {
+    std::vector<torch::Tensor> out;
+    for (auto& [n, t] : w) out.push_back(t);
+    return out;
+  }
+  torch::Tensor lin(const torch::Tensor& x, const std::string& n) {
+    return torch::matmul(x, p(n + ".weight").t()) + p(n + ".bias");
+  }
+  torch::Tensor ln(const torch::Tensor& x, const std::string& n) {
+    return torch::layer_norm(x, {D}, p(n + ".weight"), p(n + ".bias"), eps);
+  }
+  // ids (B, T) -> hidden (B, T, D)
+  torch::Tensor encode(const torch::Tensor& ids) {
+    const int64_t B = ids.size(0), T = ids.size(1), hd = D / H;
+    auto x = p("bert.embeddings.word_embeddings.weight").index_select(0, ids.reshape({-1})).view({B, T, D}) +
+             p("bert.embeddings.position_embeddings.weight").slice(0, 0, T) +
+             p("bert.embeddings.token_type_embeddings.weight")[0];
+    x = ln(x, "bert.embeddings.LayerNorm");
+    auto heads = [&](const torch::Tensor& t) { return t.view({B, T, H, hd}).permute({0, 2, 1, 3}); };
+    for (int64_t i = 0; i < L; ++i) {
+      const std::string q = "bert.encoder.layer." + std::to_string(i) + ".";
+      auto qq = heads(lin(x, q + "attention.self.query")), kk = heads(lin(x, q + "attention.self.key")),
+           vv = heads(lin(x, q + "attention.self.value"));
+      auto probs = torch::softmax(torch::matmul(qq, kk.transpose(-1, -2)) / std::sqrt(double(hd)), -1);
+      auto ctx = torch::matmul(probs, vv).permute({0, 2, 1, 3}).reshape({B, T, D});
+      auto a = ln(lin(ctx, q + "attention.output.dense") + x, q + "attention.output.LayerNorm");
+      x = ln(lin(torch::gelu(lin(a, q + "intermediate.dense")), q + "output.dense") + a, q + "output.LayerNorm");
+    }
+    return x;
+  }
+  // hidden rows (N, D) -> vocabulary logits (N, V)
+  torch::Tensor mlm(const torch::Tensor& h) {
+    auto t = ln(torch::gelu(lin(h, "cls.predictions.transform.dense")), "cls.predictions.transform.LayerNorm");
+    return torch::matmul(t, p("bert.embeddings.word_embeddings.weight").t()) + p("cls.predictions.bias");
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> a{{"--steps", "1500"}, {"--batch", "16"},     {"--seq", "128"},
+                                       {"--lr", "1e-3"},    {"--dim", "128"},      {"--layers", "4"},
+                                       {"--heads", "4"},    {"--mlp", "512"},      {"--positions", "256"},
+                                       {"--seed", "1234"},  {"--heldout", "0.05"}, {"--threads", "2"}};
+  for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
+  for (const char* k : {"--corpus", "--tokenizer", "--out"})
+    if (!a.count(k)) {
+      std::cerr << "train_bert: missing " << k << "\n";
+      return 2;
+    }
+  try {
+    torch::set_num_threads(std::stoi(a["--threads"]));
+    std::ifstream f(a["--corpus"]);
+    if (!f) throw Error(a["--corpus"] + ": cannot read corpus");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    auto tok = load_tokenizer(a["--tokenizer"]);
+    Encoding enc = tok->encode(ss.str());
+    // The corpus without the [CLS]/[SEP] the post-processor put around it.
+    std::vector<int64_t> ids(enc.ids.begin() + 1, enc.ids.end() - 1);
+    const int64_t cls = *tok->token_to_id("[CLS]"), sep = *tok->token_to_id("[SEP]"),
+                  mask = *tok->token_to_id("[MASK]");
+    auto all = torch::tensor(ids, torch::kLong);
+    const int64_t n = all.size(0), n_held = int64_t(double(n) * std::stod(a["--heldout"]));
+    auto train = all.slice(0, 0, n - n_held), held = all.slice(0, n - n_held, n);
+    std::cout << "corpus: " << ss.str().size() << " bytes, " << n << " WordPiece tokens\n";
+    Bert m;
+    m.D = std::stoll(a["--dim"]);
+    m.L = std::stoll(a["--layers"]);
+    m.H = std::stoll(a["--heads"]);
+    m.I = std::stoll(a["--mlp"]);
+    m.P = std::stoll(a["--positions"]);
+    m.V = tok->vocab_size();
+    const uint64_t seed = std::stoull(a["--seed"]);
+    m.init(seed);
+    auto params = m.parameters();
+    const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]), T = std::stoll(a["--seq"]);
+    const double lr = std::stod(a["--lr"]);
+    torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).weight_decay(0.01));
+    torch::manual_seed(seed + 1);
+    // [CLS] window [SEP], with 15 % of the window masked; returns (inputs, positions, targets).
+    auto batch_from = [&](const torch::Tensor& src, int64_t b) {
+      auto starts = torch::randint(0, src.size(0) - (T - 2), {b}, torch::kLong);
+      std::vector<torch::Tensor> xs;
+      for (int64_t i = 0; i < b; ++i) {
+        int64_t s0 = starts[i].item<int64_t>();
+        xs.push_back(torch::cat({torch::tensor({cls}), src.slice(0, s0, s0 + T - 2), torch::tensor({sep})}));
+      }
+      auto x = torch::stack(xs);  // (b, T)
+      auto inner = torch::zeros({b, T}, torch::kBool);
+      inner.slice(1, 1, T - 1).fill_(true);
+      auto chosen = (torch::rand({b, T}) < 0.15).logical_and(inner);
+      auto target = x.masked_select(chosen);
+      auto r = torch::rand({b, T});
+      auto inp = x.clone();
+      inp.masked_fill_(chosen.logical_and(r < 0.8), mask);
+      auto rnd = torch::randint(0, m.V, {b, T}, torch::kLong);
+      auto use_rnd = chosen.logical_and(r >= 0.8).logical_and(r < 0.9);
+      inp = torch::where(use_rnd, rnd, inp);
+      return std::make_tuple(inp, chosen, target);
+    };
+    auto loss_acc = [&](const torch::Tensor& src, int64_t b) {
+      auto [inp, chosen, target] = batch_from(src, b);
+      auto h = m.encode(inp);
+      auto rows = h.index({chosen});  // (N, D)
+      auto lg = m.mlm(rows);
+      auto loss = torch::nn::functional::cross_entropy(lg, target);
+      double acc = lg.argmax(1).eq(target).to(torch::kFloat64).mean().item<double>();
+      return std::make_pair(loss, acc);
+    };
+    const int64_t warmup = std::max<int64_t>(1, steps / 20);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int64_t s = 1; s <= steps; ++s) {
+      double fr = s <= warmup ? double(s) / double(warmup)
+                              : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
+      for (auto& g : opt.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * (0.1 + 0.9 * fr));
+      opt.zero_grad();
+      auto [loss, acc] = loss_acc(train, B);
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      opt.step();
+      if (s % 50 == 0 || s == 1)
+        std::cout << "step " << s << "/" << steps << " loss " << loss.item<double>() << " masked accuracy " << acc
+                  << " " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n"
+                  << std::flush;
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    torch::NoGradGuard ng;
+    torch::manual_seed(seed + 2);
+    double tr = 0, he = 0, tra = 0, hea = 0;
+    for (int i = 0; i < 8; ++i) {
+      auto [l1, a1] = loss_acc(train, B);
+      auto [l2, a2] = loss_acc(held, B);
+      tr += l1.item<double>() / 8, tra += a1 / 8, he += l2.item<double>() / 8, hea += a2 / 8;
+    }
+    std::cout << "final masked-LM loss: train " << tr << " (accuracy " << tra << "), held-out " << he << " (accuracy "
+              << hea << ") after " << steps << " steps, " << secs << " s\n";
+    const fs::path out(a["--out"]);
+    fs::create_directories(out);
+    std::vector<TensorWrite> tw;
+    for (auto& [name, t] : m.w) {
+      auto c = t.detach().contiguous();
+      tw.push_back(tensor_f16(name, c.sizes().vec(), c.data_ptr<float>()));
+    }
+    write_safetensors((out / "model.safetensors").string(), tw, {{"format", "pt"}});
+    nlohmann::json cfg{{"model_type", "bert"},
+                       {"architectures", {"BertForMaskedLM"}},
+                       {"hidden_size", m.D},
+                       {"num_hidden_layers", m.L},
+                       {"num_attention_heads", m.H},
+                       {"intermediate_size", m.I},
+                       {"hidden_act", "gelu"},
+                       {"layer_norm_eps", m.eps},
+                       {"max_position_embeddings", m.P},
+                       {"type_vocab_size", m.types},
+                       {"vocab_size", m.V},
+                       {"pad_token_id", 0},
+                       {"position_embedding_type", "absolute"},
+                       {"torch_dtype", "float16"}};
+    std::ofstream(out / "config.json") << cfg.dump(2) << "\n";
+    nlohmann::json log{{"corpus", a["--corpus"]},
+                       {"corpus_tokens", n},
+                       {"heldout_tokens", n_held},
+                       {"steps", steps},
+                       {"batch", B},
+                       {"seq", T},
+                       {"lr", lr},
+                       {"seed", seed},
+                       {"seconds", secs},
+                       {"final_train_loss", tr},
+                       {"heldout_loss", he},
+                       {"train_masked_accuracy", tra},
+                       {"heldout_masked_accuracy", hea}};
+    std::ofstream(out / "train_log.json") << log.dump(2) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "train_bert: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
