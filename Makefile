@@ -39,9 +39,6 @@ demo: build
 	  -o $(OUT)/llama-moby-heatmap.png --title "llama-moby (GQA, RoPE): layer 3, head 2"
 	@$(BIN) generate --model models/llama-moby --text "Call me Ishmael. Some years ago" -n 24 \
 	  -o $(OUT)/llama-moby-generation.safetensors
-	@$(BIN) info --model models/bert-moby --text "Call me [MASK]. Some years ago, never mind how long precisely."
-	@$(BIN) heatmap --model models/bert-moby --text "Call me Ishmael." --text-b "Some years ago, never mind how long." \
-	  -o $(OUT)/bert-moby-heatmap.png --title "bert-moby: a sentence pair, last layer, mean over heads"
 	@$(BIN) info --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png
 	@$(BIN) overlay --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-overlay.png
 	@$(BIN) heatmap --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-heatmap.png
@@ -63,12 +60,11 @@ bench: build
 train-model: build
 	@bash tools/train_shipped_model.sh
 
-# Re-trains the other shipped models (ViT on MNIST, Llama and BERT on Moby Dick; about 20 minutes).
-train-models: TARGET = --target attnscope --target train_vit --target train_llama --target train_bert
+# Re-trains the other shipped models (ViT on MNIST, Llama on Moby Dick; about 12 minutes).
+train-models: TARGET = --target attnscope --target train_vit --target train_llama
 train-models: build
 	@bash tools/train_vit_mnist.sh
 	@bash tools/train_llama_moby.sh
-	@bash tools/train_bert_moby.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(ASAN_BUILD) $(ASAN_BUILD).configure.log $(OUT)
