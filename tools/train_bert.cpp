@@ -20,6 +20,7 @@
 #include "attnscope/error.h"
 #include "attnscope/safetensors.h"
 #include "attnscope/tokenizer.h"
+#include "train_common.h"
 
 using namespace attnscope;
 namespace fs = std::filesystem;
@@ -64,12 +65,6 @@ struct Bert {
     w["cls.predictions.transform.LayerNorm.weight"] = torch::ones({D});
     w["cls.predictions.transform.LayerNorm.bias"] = torch::zeros({D});
     w["cls.predictions.bias"] = torch::zeros({V});
-    for (auto& [n, t] : w) t.requires_grad_(true);
-  }
-  std::vector<torch::Tensor> parameters() {
-    std::vector<torch::Tensor> out;
-    for (auto& [n, t] : w) out.push_back(t);
-    return out;
   }
   torch::Tensor lin(const torch::Tensor& x, const std::string& n) {
     return torch::matmul(x, p(n + ".weight").t()) + p(n + ".bias");
@@ -110,20 +105,12 @@ int main(int argc, char** argv) {
       {"--steps", "1500"},   {"--batch", "16"},  {"--seq", "128"},     {"--lr", "1e-3"},       {"--dim", "128"},
       {"--layers", "4"},     {"--heads", "4"},   {"--mlp", "512"},     {"--positions", "256"}, {"--seed", "1234"},
       {"--heldout", "0.05"}, {"--threads", "2"}, {"--pos-std", "0.02"}};
-  for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
-  for (const char* k : {"--corpus", "--tokenizer", "--out"})
-    if (!a.count(k)) {
-      std::cerr << "train_bert: missing " << k << "\n";
-      return 2;
-    }
+  if (!train::parse_args(argc, argv, a, {"--corpus", "--tokenizer", "--out"}, "train_bert")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
-    std::ifstream f(a["--corpus"]);
-    if (!f) throw Error(a["--corpus"] + ": cannot read corpus");
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const std::string corpus = train::read_text(a["--corpus"]);
     auto tok = load_tokenizer(a["--tokenizer"]);
-    Encoding enc = tok->encode(ss.str());
+    Encoding enc = tok->encode(corpus);
     // The corpus without the [CLS]/[SEP] the post-processor put around it.
     std::vector<int64_t> ids(enc.ids.begin() + 1, enc.ids.end() - 1);
     const int64_t cls = *tok->token_to_id("[CLS]"), sep = *tok->token_to_id("[SEP]"),
@@ -131,7 +118,7 @@ int main(int argc, char** argv) {
     auto all = torch::tensor(ids, torch::kLong);
     const int64_t n = all.size(0), n_held = int64_t(double(n) * std::stod(a["--heldout"]));
     auto train = all.slice(0, 0, n - n_held), held = all.slice(0, n - n_held, n);
-    std::cout << "corpus: " << ss.str().size() << " bytes, " << n << " WordPiece tokens\n";
+    std::cout << "corpus: " << corpus.size() << " bytes, " << n << " WordPiece tokens\n";
     Bert m;
     m.D = std::stoll(a["--dim"]);
     m.L = std::stoll(a["--layers"]);
@@ -141,20 +128,16 @@ int main(int argc, char** argv) {
     m.V = tok->vocab_size();
     const uint64_t seed = std::stoull(a["--seed"]);
     m.init(seed, std::stod(a["--pos-std"]));
-    auto params = m.parameters();
+    auto params = train::parameters(m.w);
     const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]), T = std::stoll(a["--seq"]);
     const double lr = std::stod(a["--lr"]);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).weight_decay(0.01));
     torch::manual_seed(seed + 1);
     // [CLS] window [SEP], with 15 % of the window masked; returns (inputs, positions, targets).
     auto batch_from = [&](const torch::Tensor& src, int64_t b) {
-      auto starts = torch::randint(0, src.size(0) - (T - 2), {b}, torch::kLong);
-      std::vector<torch::Tensor> xs;
-      for (int64_t i = 0; i < b; ++i) {
-        int64_t s0 = starts[i].item<int64_t>();
-        xs.push_back(torch::cat({torch::tensor({cls}), src.slice(0, s0, s0 + T - 2), torch::tensor({sep})}));
-      }
-      auto x = torch::stack(xs);  // (b, T)
+      auto x = torch::cat({torch::full({b, 1}, cls, torch::kLong), train::random_windows(src, b, T - 2),
+                           torch::full({b, 1}, sep, torch::kLong)},
+                          1);  // (b, T)
       auto inner = torch::zeros({b, T}, torch::kBool);
       inner.slice(1, 1, T - 1).fill_(true);
       auto chosen = (torch::rand({b, T}) < 0.15).logical_and(inner);
@@ -179,13 +162,9 @@ int main(int argc, char** argv) {
                    std::max(1.0, was_mask.sum().item<double>());
       return std::make_pair(loss, acc);
     };
-    const int64_t warmup = std::max<int64_t>(1, steps / 20);
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
-      double fr = s <= warmup ? double(s) / double(warmup)
-                              : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
-      for (auto& g : opt.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * (0.1 + 0.9 * fr));
+      train::set_lr(opt, lr * train::lr_factor(s, steps, 0.1));
       opt.zero_grad();
       auto [loss, acc] = loss_acc(train, B);
       loss.backward();
@@ -209,12 +188,7 @@ int main(int argc, char** argv) {
               << hea << ") after " << steps << " steps, " << secs << " s\n";
     const fs::path out(a["--out"]);
     fs::create_directories(out);
-    std::vector<TensorWrite> tw;
-    for (auto& [name, t] : m.w) {
-      auto c = t.detach().contiguous();
-      tw.push_back(tensor_f16(name, c.sizes().vec(), c.data_ptr<float>()));
-    }
-    write_safetensors((out / "model.safetensors").string(), tw, {{"format", "pt"}});
+    train::save_named(m.w, (out / "model.safetensors").string(), true);
     nlohmann::json cfg{{"model_type", "bert"},
                        {"architectures", {"BertForMaskedLM"}},
                        {"hidden_size", m.D},

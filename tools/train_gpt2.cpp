@@ -17,6 +17,7 @@
 #include "attnscope/safetensors.h"
 #include "attnscope/tokenizer.h"
 #include "gpt2.h"
+#include "train_common.h"
 
 using namespace attnscope;
 
@@ -24,23 +25,15 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> a{{"--steps", "700"},    {"--batch", "16"},        {"--seq", "128"},
                                        {"--lr", "3e-3"},      {"--n-embd", "112"},      {"--n-layer", "4"},
                                        {"--n-head", "4"},     {"--n-positions", "256"}, {"--seed", "1234"},
-                                       {"--heldout", "0.05"}, {"--threads", "2"}};
-  for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
-  for (const char* k : {"--corpus", "--tokenizer", "--out"})
-    if (!a.count(k)) {
-      std::cerr << "train_gpt2: missing " << k << "\n";
-      return 2;
-    }
+                                       {"--heldout", "0.05"}, {"--threads", "2"},       {"--wpe-std", "0.02"}};
+  if (!train::parse_args(argc, argv, a, {"--corpus", "--tokenizer", "--out"}, "train_gpt2")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
-    std::ifstream f(a["--corpus"]);
-    if (!f) throw Error(a["--corpus"] + ": cannot read corpus");
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const std::string corpus = train::read_text(a["--corpus"]);
     auto tok = load_tokenizer(a["--tokenizer"]);
     auto t0 = std::chrono::steady_clock::now();
-    Encoding enc = tok->encode(ss.str());
-    std::cout << "corpus: " << ss.str().size() << " bytes, " << enc.size() << " tokens ("
+    Encoding enc = tok->encode(corpus);
+    std::cout << "corpus: " << corpus.size() << " bytes, " << enc.size() << " tokens ("
               << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s to tokenize)\n";
     auto all = torch::tensor(enc.ids, torch::kLong);
     const int64_t n = all.size(0), n_held = int64_t(double(n) * std::stod(a["--heldout"]));
@@ -63,26 +56,17 @@ int main(int argc, char** argv) {
     const double lr = std::stod(a["--lr"]);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).weight_decay(0.01));
     torch::manual_seed(seed + 1);
-    auto batch_from = [&](const torch::Tensor& src, int64_t b) {
-      auto starts = torch::randint(0, src.size(0) - T - 1, {b}, torch::kLong);
-      std::vector<torch::Tensor> xs;
-      for (int64_t i = 0; i < b; ++i)
-        xs.push_back(src.slice(0, starts[i].item<int64_t>(), starts[i].item<int64_t>() + T + 1));
-      return torch::stack(xs);  // (b, T+1)
-    };
+    auto batch_from = [&](const torch::Tensor& src, int64_t b) { return train::random_windows(src, b, T + 1); };
     auto loss_of = [&](const torch::Tensor& xy) {
       auto x = xy.slice(1, 0, T), y = xy.slice(1, 1, T + 1);
       auto h = gpt2::forward_hidden(cfg, w, x, nullptr);
       auto lg = gpt2::logits(w, h);  // (B, T, V)
       return torch::nn::functional::cross_entropy(lg.reshape({-1, cfg.vocab_size}), y.reshape({-1}));
     };
-    const int64_t warmup = std::max<int64_t>(1, steps / 20);
     double last = 0;
     t0 = std::chrono::steady_clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
-      double f = s <= warmup ? double(s) / double(warmup)
-                             : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * (0.1 + 0.9 * f));
+      train::set_lr(opt, lr * train::lr_factor(s, steps, 0.1));
       opt.zero_grad();
       auto loss = loss_of(batch_from(train, B));
       loss.backward();

@@ -19,6 +19,7 @@
 #include "attnscope/error.h"
 #include "attnscope/safetensors.h"
 #include "attnscope/tokenizer.h"
+#include "train_common.h"
 
 using namespace attnscope;
 namespace fs = std::filesystem;
@@ -49,12 +50,6 @@ struct Llama {
       w[q + "mlp.up_proj.weight"] = torch::randn({I, D}) * std;
       w[q + "mlp.down_proj.weight"] = torch::randn({D, I}) * resid;
     }
-    for (auto& [n, t] : w) t.requires_grad_(true);
-  }
-  std::vector<torch::Tensor> parameters() {
-    std::vector<torch::Tensor> out;
-    for (auto& [n, t] : w) out.push_back(t);
-    return out;
   }
   static torch::Tensor rms(const torch::Tensor& x, const torch::Tensor& g, double eps) {
     return g * (x * torch::rsqrt(x.pow(2).mean(-1, true) + eps));
@@ -103,25 +98,16 @@ int main(int argc, char** argv) {
       {"--steps", "1500"}, {"--batch", "16"},     {"--seq", "128"},    {"--lr", "3e-3"}, {"--dim", "128"},
       {"--layers", "4"},   {"--heads", "4"},      {"--kv-heads", "2"}, {"--mlp", "384"}, {"--positions", "256"},
       {"--seed", "1234"},  {"--heldout", "0.05"}, {"--threads", "2"}};
-  for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
-  for (const char* k : {"--corpus", "--tokenizer", "--out"})
-    if (!a.count(k)) {
-      std::cerr << "train_llama: missing " << k << "\n";
-      return 2;
-    }
+  if (!train::parse_args(argc, argv, a, {"--corpus", "--tokenizer", "--out"}, "train_llama")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
-    std::ifstream f(a["--corpus"]);
-    if (!f) throw Error(a["--corpus"] + ": cannot read corpus");
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const std::string corpus = train::read_text(a["--corpus"]);
     auto tok = load_tokenizer(a["--tokenizer"]);
-    Encoding enc = tok->encode(ss.str());
+    Encoding enc = tok->encode(corpus);
     auto all = torch::tensor(enc.ids, torch::kLong);
     const int64_t n = all.size(0), n_held = int64_t(double(n) * std::stod(a["--heldout"]));
     auto train = all.slice(0, 0, n - n_held), held = all.slice(0, n - n_held, n);
-    std::cout << "corpus: " << ss.str().size() << " bytes, " << n << " tokens (vocabulary " << tok->vocab_size()
-              << ")\n";
+    std::cout << "corpus: " << corpus.size() << " bytes, " << n << " tokens (vocabulary " << tok->vocab_size() << ")\n";
     Llama m;
     m.D = std::stoll(a["--dim"]);
     m.L = std::stoll(a["--layers"]);
@@ -132,29 +118,19 @@ int main(int argc, char** argv) {
     m.V = tok->vocab_size();
     const uint64_t seed = std::stoull(a["--seed"]);
     m.init(seed);
-    auto params = m.parameters();
+    auto params = train::parameters(m.w);
     const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]), T = std::stoll(a["--seq"]);
     const double lr = std::stod(a["--lr"]);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).weight_decay(0.01));
     torch::manual_seed(seed + 1);
-    auto batch_from = [&](const torch::Tensor& src, int64_t b) {
-      auto starts = torch::randint(0, src.size(0) - T - 1, {b}, torch::kLong);
-      std::vector<torch::Tensor> xs;
-      for (int64_t i = 0; i < b; ++i)
-        xs.push_back(src.slice(0, starts[i].item<int64_t>(), starts[i].item<int64_t>() + T + 1));
-      return torch::stack(xs);
-    };
+    auto batch_from = [&](const torch::Tensor& src, int64_t b) { return train::random_windows(src, b, T + 1); };
     auto loss_of = [&](const torch::Tensor& xy) {
       auto lg = m.forward(xy.slice(1, 0, T));
       return torch::nn::functional::cross_entropy(lg.reshape({-1, m.V}), xy.slice(1, 1, T + 1).reshape({-1}));
     };
-    const int64_t warmup = std::max<int64_t>(1, steps / 20);
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
-      double fr = s <= warmup ? double(s) / double(warmup)
-                              : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
-      for (auto& g : opt.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * (0.1 + 0.9 * fr));
+      train::set_lr(opt, lr * train::lr_factor(s, steps, 0.1));
       opt.zero_grad();
       auto loss = loss_of(batch_from(train, B));
       loss.backward();
@@ -177,12 +153,7 @@ int main(int argc, char** argv) {
               << " s\n";
     const fs::path out(a["--out"]);
     fs::create_directories(out);
-    std::vector<TensorWrite> tw;
-    for (auto& [name, t] : m.w) {
-      auto c = t.detach().contiguous();
-      tw.push_back(tensor_f16(name, c.sizes().vec(), c.data_ptr<float>()));
-    }
-    write_safetensors((out / "model.safetensors").string(), tw, {{"format", "pt"}});
+    train::save_named(m.w, (out / "model.safetensors").string(), true);
     nlohmann::json cfg{{"model_type", "llama"},       {"architectures", {"LlamaForCausalLM"}},
                        {"hidden_size", m.D},          {"intermediate_size", m.I},
                        {"num_hidden_layers", m.L},    {"num_attention_heads", m.H},

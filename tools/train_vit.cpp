@@ -18,6 +18,7 @@
 
 #include "attnscope/error.h"
 #include "attnscope/safetensors.h"
+#include "train_common.h"
 
 using namespace attnscope;
 namespace fs = std::filesystem;
@@ -58,12 +59,6 @@ struct Vit {
     w["vit.layernorm.bias"] = torch::zeros({D});
     w["classifier.weight"] = normal({classes, D}, 0.02);
     w["classifier.bias"] = torch::zeros({classes});
-    for (auto& [n, t] : w) t.requires_grad_(true);
-  }
-  std::vector<torch::Tensor> parameters() {
-    std::vector<torch::Tensor> out;
-    for (auto& [n, t] : w) out.push_back(t);
-    return out;
   }
   torch::Tensor lin(const torch::Tensor& x, const std::string& n) {
     return torch::matmul(x, p(n + ".weight").t()) + p(n + ".bias");
@@ -113,12 +108,7 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> a{{"--steps", "3000"}, {"--batch", "128"}, {"--lr", "2e-3"},   {"--dim", "64"},
                                        {"--layers", "4"},   {"--heads", "4"},   {"--mlp", "128"},   {"--patch", "7"},
                                        {"--test", "1500"},  {"--seed", "1234"}, {"--threads", "2"}, {"--wd", "0.05"}};
-  for (int i = 1; i + 1 < argc; i += 2) a[argv[i]] = argv[i + 1];
-  for (const char* k : {"--digits", "--out"})
-    if (!a.count(k)) {
-      std::cerr << "train_vit: missing " << k << "\n";
-      return 2;
-    }
+  if (!train::parse_args(argc, argv, a, {"--digits", "--out"}, "train_vit")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
     const int S = 28;
@@ -158,7 +148,7 @@ int main(int argc, char** argv) {
     m.I = std::stoll(a["--mlp"]);
     m.P = std::stoll(a["--patch"]);
     m.init(seed + 1);
-    auto params = m.parameters();
+    auto params = train::parameters(m.w);
     const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]);
     const double lr = std::stod(a["--lr"]);
     torch::optim::AdamW opt(params, torch::optim::AdamWOptions(lr).weight_decay(std::stod(a["--wd"])));
@@ -171,12 +161,9 @@ int main(int argc, char** argv) {
       }
       return double(right) / double(x.size(0));
     };
-    const int64_t warmup = std::max<int64_t>(1, steps / 20);
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
-      double f = s <= warmup ? double(s) / double(warmup)
-                             : 0.5 * (1 + std::cos(M_PI * double(s - warmup) / double(steps - warmup)));
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr * f);
+      train::set_lr(opt, lr * train::lr_factor(s, steps, 0.0));
       auto idx = torch::randint(0, train_x.size(0), {B}, torch::kLong);
       opt.zero_grad();
       auto loss = torch::nn::functional::cross_entropy(m.forward(prep(train_x.index_select(0, idx))),
@@ -196,12 +183,7 @@ int main(int argc, char** argv) {
 
     const fs::path out(a["--out"]);
     fs::create_directories(out / "samples");
-    std::vector<TensorWrite> tw;
-    for (auto& [name, t] : m.w) {
-      auto c = t.detach().contiguous();
-      tw.push_back(tensor_f32(name, c.sizes().vec(), c.data_ptr<float>()));
-    }
-    write_safetensors((out / "model.safetensors").string(), tw, {{"format", "pt"}});
+    train::save_named(m.w, (out / "model.safetensors").string(), false);
     nlohmann::json id2label, label2id;
     for (int d = 0; d < 10; ++d) {
       id2label[std::to_string(d)] = std::to_string(d);
