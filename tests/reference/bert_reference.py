@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io  # noqa: E402
+from ref_math import act, layer_norm  # noqa: E402
 
 CASES = [
     dict(name="bert_mlm_pair", family="bert", prefix="bert.", D=48, H=3, L=2, I=80, V=120, P=40, types=2,
@@ -99,20 +100,8 @@ def make_weights(c, g):
     return w
 
 
-def act(name, x):
-    if name in ("gelu_new", "gelu_pytorch_tanh"):
-        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-    if name == "gelu":
-        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return torch.clamp(x, min=0)
-    raise ValueError(name)
 
 
-def layer_norm(x, w, b, eps):
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * w + b
 
 
 def linear(x, w, p):

@@ -11,7 +11,6 @@ hidden.<n> and logits computed in float32 from the stored weights (upcast from F
 Run with Debian's interpreter: /usr/bin/python3 tests/reference/gpt2_reference.py OUT_DIR
 """
 import json
-import math
 import os
 import sys
 
@@ -19,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io  # noqa: E402
+from ref_math import act, greedy, layer_norm  # noqa: E402
 
 CASES = [
     # name, config overrides, dtype, prefix, tied, shards, sequence length
@@ -58,20 +58,8 @@ def make_weights(c, g):
     return w
 
 
-def act(name, x):
-    if name in ("gelu_new", "gelu_fast", "gelu_pytorch_tanh"):
-        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
-    if name == "gelu":
-        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return torch.clamp(x, min=0)
-    raise ValueError(name)
 
 
-def layer_norm(x, w, b, eps):
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * w + b
 
 
 def reference(c, w, ids, dtype=torch.float32):
@@ -143,16 +131,8 @@ def write_case(root, c, seed):
     ref = reference(c, {k: v.to(torch.float64) for k, v in stored.items()}, ids)
     ref = {k: v.float().contiguous() for k, v in ref.items()}
     ref["input_ids"] = ids
-    # The greedy loop: a full forward per step, argmax of the last position, stop at EOS.
-    c_eos = None
     w64 = {k: v.to(torch.float64) for k, v in stored.items()}
-    cur = ids[:5].clone()
-    for _ in range(8):
-        nxt = int(reference(c, w64, cur)["logits"][-1].argmax())
-        cur = torch.cat([cur, torch.tensor([nxt])])
-        if nxt == c_eos:
-            break
-    ref["greedy_ids"] = cur
+    ref["greedy_ids"] = greedy(lambda t: reference(c, w64, t)["logits"], ids[:5], 8, eos=None)
     safetensors_io.save(os.path.join(d, "reference.safetensors"), ref)
     return d
 

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io  # noqa: E402
+from ref_math import greedy  # noqa: E402
 
 CASES = [
     dict(name="llama_gqa_headdim", model_type="llama", D=48, H=6, KV=2, hd=12, L=2, I=64, V=100, P=64,
@@ -94,7 +95,7 @@ def rms_norm(x, w, eps):
 
 
 def reference(c, w, ids):
-    D, H, KV, hd, L = c["D"], c["H"], c["KV"], head_dim(c), c["L"]
+    H, KV, hd, L = c["H"], c["KV"], head_dim(c), c["L"]
     eps = 1e-6
     T = ids.shape[0]
     x = w["model.embed_tokens.weight"][ids]
@@ -158,16 +159,8 @@ def write_case(root, c, seed):
     ref = reference(c, {k: v.to(torch.float64) for k, v in stored.items()}, ids)
     ref = {k: v.float().contiguous() for k, v in ref.items()}
     ref["input_ids"] = ids
-    # The greedy loop: a full forward per step, argmax of the last position, stop at EOS.
-    c_eos = 2
     w64 = {k: v.to(torch.float64) for k, v in stored.items()}
-    cur = ids[:5].clone()
-    for _ in range(8):
-        nxt = int(reference(c, w64, cur)["logits"][-1].argmax())
-        cur = torch.cat([cur, torch.tensor([nxt])])
-        if nxt == c_eos:
-            break
-    ref["greedy_ids"] = cur
+    ref["greedy_ids"] = greedy(lambda t: reference(c, w64, t)["logits"], ids[:5], 8, eos=2)
     safetensors_io.save(os.path.join(d, "reference.safetensors"), ref)
     return d
 

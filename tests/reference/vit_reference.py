@@ -21,6 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
 import safetensors_io  # noqa: E402
+from ref_math import layer_norm  # noqa: E402
 
 CASES = [
     dict(name="vit_cls_bilinear_jpeg", prefix="vit.", D=48, H=3, L=2, I=64, image=32, patch=8, C=3, classes=5,
@@ -87,10 +88,6 @@ def names(c):
     return out
 
 
-def layer_norm(x, w, b, eps=1e-12):
-    mu = x.mean(-1, keepdim=True)
-    var = ((x - mu) ** 2).mean(-1, keepdim=True)
-    return (x - mu) / torch.sqrt(var + eps) * w + b
 
 
 def gelu(x):
@@ -109,17 +106,17 @@ def reference(c, w, px):
     heads = lambda t: t.view(T, H, hd).permute(1, 0, 2)  # noqa: E731
     for i in range(c["L"]):
         p = f"encoder.layer.{i}."
-        a = layer_norm(x, w[p + "layernorm_before.weight"], w[p + "layernorm_before.bias"])
+        a = layer_norm(x, w[p + "layernorm_before.weight"], w[p + "layernorm_before.bias"], 1e-12)
         q, k, v = (heads(lin(a, p + f"attention.attention.{m}")) for m in ("query", "key", "value"))
         probs = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(hd), -1)
         out[f"attention.{i}"] = probs
         out[f"query.{i}"], out[f"key.{i}"], out[f"value.{i}"] = q, k, v
         x = x + lin((probs @ v).permute(1, 0, 2).reshape(T, D), p + "attention.output.dense")
-        m = layer_norm(x, w[p + "layernorm_after.weight"], w[p + "layernorm_after.bias"])
+        m = layer_norm(x, w[p + "layernorm_after.weight"], w[p + "layernorm_after.bias"], 1e-12)
         x = x + lin(gelu(lin(m, p + "intermediate.dense")), p + "output.dense")
         out[f"hidden.{i + 1}"] = x.clone()
     if c["classes"]:
-        y = layer_norm(x, w["layernorm.weight"], w["layernorm.bias"])
+        y = layer_norm(x, w["layernorm.weight"], w["layernorm.bias"], 1e-12)
         out["logits"] = lin(y[0], "classifier")
     return out
 
