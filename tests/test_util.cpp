@@ -142,6 +142,45 @@ double max_abs_diff(const Array& a, const std::vector<float>& ref) {
   return m;
 }
 
+void expect_trace_matches(const Trace& tr, const SafetensorsFile& ref, int64_t n_heads, double att_tol, double tol) {
+  const size_t L = tr.attention.size();
+  ASSERT_GT(L, 0u);
+  ASSERT_EQ(tr.query.size(), L);
+  ASSERT_EQ(tr.hidden.size(), L + 1);
+  for (size_t l = 0; l < L; ++l) {
+    const std::string s = std::to_string(l);
+    const Array& a = tr.attention[l];
+    ASSERT_EQ(a.shape.size(), 3u);
+    EXPECT_EQ(a.shape[0], n_heads);
+    EXPECT_EQ(a.shape[1], a.shape[2]);
+    EXPECT_LT(max_abs_diff(a, ref.to_f32("attention." + s)), att_tol) << "attention, layer " << l;
+    EXPECT_LT(max_abs_diff(tr.query[l], ref.to_f32("query." + s)), tol) << "query, layer " << l;
+    EXPECT_LT(max_abs_diff(tr.key[l], ref.to_f32("key." + s)), tol) << "key, layer " << l;
+    EXPECT_LT(max_abs_diff(tr.value[l], ref.to_f32("value." + s)), tol) << "value, layer " << l;
+  }
+  for (size_t n = 0; n <= L; ++n)
+    EXPECT_LT(max_abs_diff(tr.hidden[n], ref.to_f32("hidden." + std::to_string(n))), tol) << "hidden " << n;
+  if (ref.has("logits")) {
+    ASSERT_FALSE(tr.logits.empty());
+    EXPECT_LT(max_abs_diff(tr.logits, ref.to_f32("logits")), tol);
+  }
+}
+
+void expect_causal(const Array& a) {
+  ASSERT_EQ(a.shape.size(), 3u);
+  const int64_t T = a.shape[1];
+  for (int64_t h = 0; h < a.shape[0]; ++h)
+    for (int64_t i = 0; i < T; ++i) {
+      double sum = 0;
+      for (int64_t j = 0; j < T; ++j) {
+        const float v = a.ptr()[(h * T + i) * T + j];
+        if (j > i) ASSERT_EQ(v, 0.0f) << "head " << h << ", query " << i << ", key " << j;
+        sum += v;
+      }
+      ASSERT_NEAR(sum, 1.0, 1e-5) << "head " << h << ", query " << i;
+    }
+}
+
 std::vector<int64_t> read_i64(const SafetensorsFile& f, const std::string& name) {
   const TensorInfo& t = f.info(name);
   EXPECT_EQ(t.dtype, DType::I64) << name;

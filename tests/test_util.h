@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "attnscope/array.h"
+#include "attnscope/model.h"
 #include "attnscope/safetensors.h"
 
 namespace attnscope::test {
@@ -17,6 +18,13 @@ bool file_exists(const std::string& path);
 
 // Largest |a[i] - ref[i]| (and an EXPECT that the sizes agree), for reference comparisons.
 double max_abs_diff(const Array& a, const std::vector<float>& ref);
+// Every layer's attention ([heads, T, T], within att_tol), q/k/v (within tol), the n_layers + 1
+// hidden states and, when the file has them, the logits of a trace against a reference file
+// written by tests/reference/*_reference.py.
+void expect_trace_matches(const Trace& tr, const SafetensorsFile& ref, int64_t n_heads, double att_tol = 1e-5,
+                          double tol = 1e-4);
+// [heads, T, T] attention of a causal model: exact zeros above the diagonal, rows summing to 1.
+void expect_causal(const Array& attention);
 // An I64 tensor of a safetensors file (input ids, token types).
 std::vector<int64_t> read_i64(const SafetensorsFile& f, const std::string& name);
 

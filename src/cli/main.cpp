@@ -290,6 +290,8 @@ int run_info(const Common& o, bool as_json, int64_t top) {
 }
 
 int run_tokenize(const Common& o, bool as_json) {
+  if (!o.image.empty())
+    throw Error("--image: tokenize splits text; an image model's tokens are its patches (see dump)");
   const std::string dir = resolve_model_dir(model_dir(o));
   auto tok = load_tokenizer(dir);
   const std::string text = read_text(o);

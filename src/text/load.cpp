@@ -128,12 +128,10 @@ std::unique_ptr<Tokenizer> from_vocab_merges(const fs::path& dir) {
     std::string bos = special_of(cfg, "bos_token", "<s>"), eos = special_of(cfg, "eos_token", "</s>");
     std::string cls = special_of(cfg, "cls_token", bos), sep = special_of(cfg, "sep_token", eos);
     if (added.empty()) {
-      for (const char* k : {"bos_token", "pad_token", "eos_token", "unk_token"}) {
-        std::string t = special_of(cfg, k,
-                                   std::string(k) == "bos_token"   ? "<s>"
-                                   : std::string(k) == "pad_token" ? "<pad>"
-                                   : std::string(k) == "eos_token" ? "</s>"
-                                                                   : "<unk>");
+      const std::pair<const char*, const char*> roles[] = {
+          {"bos_token", "<s>"}, {"pad_token", "<pad>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}};
+      for (auto [key, dflt] : roles) {
+        const std::string t = special_of(cfg, key, dflt);
         if (vocab.contains(t)) add_token(added, t, id_of(t));
       }
       std::string mask = special_of(cfg, "mask_token", "<mask>");

@@ -388,4 +388,5 @@ TEST(Cli, ImageErrorsAreOneLine) {
   expect_error({"overlay", "--model", vit_model(), "--image", img, "--query", "r9c9", "-o", dir + "/o.png"},
                "--query r9c9: expected cls, a patch label like r0c0..r3c3");
   expect_error({"overlay", "--model", small_model(), "--image", img, "-o", dir + "/o.png"}, "is not an image model");
+  expect_error({"tokenize", "--model", small_model(), "--text", "hi", "--image", img}, "--image: tokenize splits text");
 }
