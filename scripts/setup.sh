@@ -14,6 +14,7 @@ PKGS=(
   libpng-dev libjpeg62-turbo-dev              # images for ViT (the decoders PIL uses)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex python3-pil  # references, Python baselines
+  chromium                                    # the real browser of the viewer tests (playwright-core drives it)
   time
 )
 
@@ -43,5 +44,12 @@ esac
 stamp=tests/golden/node_modules/.attnscope-installed
 if [ ! -f "$stamp" ] || [ tests/golden/package-lock.json -nt "$stamp" ]; then
   (cd tests/golden && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$stamp"
+fi
+
+# The web viewer's build and test tools (Vite, TypeScript, Vitest, playwright-core), pinned.
+stamp=web/node_modules/.attnscope-installed
+if [ ! -f "$stamp" ] || [ web/package-lock.json -nt "$stamp" ]; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
   touch "$stamp"
 fi

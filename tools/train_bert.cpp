@@ -33,20 +33,29 @@ struct Bert {
   std::map<std::string, torch::Tensor> w;  // Hugging Face names
   torch::Tensor& p(const std::string& n) { return w.at(n); }
 
-  void init(uint64_t seed, double pos_std) {
+  void init(uint64_t seed, double pos_std, double qk_std, bool sin_pos) {
     torch::manual_seed(seed);
     auto normal = [](std::vector<int64_t> s) { return torch::randn(s) * 0.02; };
     w["bert.embeddings.word_embeddings.weight"] = normal({V, D});
     // Larger position embeddings at the start help positional heads (the neighbours a masked
     // word depends on) form before the model settles on predicting frequent words.
     w["bert.embeddings.position_embeddings.weight"] = torch::randn({P, D}) * pos_std;
+    if (sin_pos) {  // the Transformer's sinusoids, scaled to std pos_std: nearby positions start similar
+      auto pos = torch::arange(P, torch::kFloat).unsqueeze(1);
+      auto freq = torch::exp(torch::arange(0, D, 2, torch::kFloat) * (-std::log(10000.0) / double(D)));
+      auto pe = torch::zeros({P, D});
+      pe.slice(1, 0, D, 2).copy_(torch::sin(pos * freq));
+      pe.slice(1, 1, D, 2).copy_(torch::cos(pos * freq));
+      w["bert.embeddings.position_embeddings.weight"] = pe * (pos_std / std::sqrt(0.5));
+    }
     w["bert.embeddings.token_type_embeddings.weight"] = normal({types, D});
     w["bert.embeddings.LayerNorm.weight"] = torch::ones({D});
     w["bert.embeddings.LayerNorm.bias"] = torch::zeros({D});
     for (int64_t i = 0; i < L; ++i) {
       const std::string q = "bert.encoder.layer." + std::to_string(i) + ".";
       for (const char* m : {"query", "key", "value"}) {
-        w[q + "attention.self." + m + ".weight"] = normal({D, D});
+        const bool qk = std::string(m) != "value";
+        w[q + "attention.self." + m + ".weight"] = qk ? torch::randn({D, D}) * qk_std : normal({D, D});
         w[q + "attention.self." + m + ".bias"] = torch::zeros({D});
       }
       w[q + "attention.output.dense.weight"] = normal({D, D});
@@ -104,7 +113,8 @@ int main(int argc, char** argv) {
   std::map<std::string, std::string> a{
       {"--steps", "1500"},   {"--batch", "16"},  {"--seq", "128"},     {"--lr", "1e-3"},       {"--dim", "128"},
       {"--layers", "4"},     {"--heads", "4"},   {"--mlp", "512"},     {"--positions", "256"}, {"--seed", "1234"},
-      {"--heldout", "0.05"}, {"--threads", "2"}, {"--pos-std", "0.02"}};
+      {"--heldout", "0.05"}, {"--threads", "2"}, {"--pos-std", "0.02"},
+      {"--qk-std", "0.02"},  {"--mask-rate", "0.15"}, {"--pos-init", "normal"}};
   if (!train::parse_args(argc, argv, a, {"--corpus", "--tokenizer", "--out"}, "train_bert")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
@@ -127,7 +137,8 @@ int main(int argc, char** argv) {
     m.P = std::stoll(a["--positions"]);
     m.V = tok->vocab_size();
     const uint64_t seed = std::stoull(a["--seed"]);
-    m.init(seed, std::stod(a["--pos-std"]));
+    m.init(seed, std::stod(a["--pos-std"]), std::stod(a["--qk-std"]), a["--pos-init"] == "sin");
+    const double mask_rate = std::stod(a["--mask-rate"]);
     auto params = train::parameters(m.w);
     const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]), T = std::stoll(a["--seq"]);
     const double lr = std::stod(a["--lr"]);
@@ -140,7 +151,7 @@ int main(int argc, char** argv) {
                           1);  // (b, T)
       auto inner = torch::zeros({b, T}, torch::kBool);
       inner.slice(1, 1, T - 1).fill_(true);
-      auto chosen = (torch::rand({b, T}) < 0.15).logical_and(inner);
+      auto chosen = (torch::rand({b, T}) < mask_rate).logical_and(inner);
       auto target = x.masked_select(chosen);
       auto r = torch::rand({b, T});
       auto inp = x.clone();

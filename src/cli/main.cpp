@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "attnscope/model.h"
 #include "attnscope/render.h"
 #include "attnscope/tokenizer.h"
+#include "attnscope/view.h"
 
 using namespace attnscope;
 
@@ -526,6 +528,115 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
   return 0;
 }
 
+struct ViewArgs {
+  std::string out, from, view = "all", heads, title;
+  int64_t layer = -1;
+};
+
+std::vector<std::string> parse_views(const std::string& v) {
+  if (v == "all") return {"head", "model", "neuron"};
+  std::vector<std::string> out;
+  std::stringstream ss(v);
+  for (std::string part; std::getline(ss, part, ',');) {
+    if (part != "head" && part != "model" && part != "neuron")
+      throw Error("--view " + v + ": expected head, model, neuron, a comma list of them, or all");
+    out.push_back(part);
+  }
+  if (out.empty()) throw Error("--view: expected head, model, neuron or all, found nothing");
+  return out;
+}
+
+std::vector<int64_t> parse_heads(const std::string& s, int64_t n_heads) {
+  std::vector<int64_t> out;
+  if (s.empty()) return out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, ',');) {
+    char* end = nullptr;
+    const long long h = std::strtoll(part.c_str(), &end, 10);
+    if (part.empty() || *end != '\0' || h < 0 || h >= n_heads)
+      throw Error("--heads " + s + ": expected head indices 0.." + std::to_string(n_heads - 1) +
+                  " separated by commas, found '" + part + "'");
+    out.push_back(h);
+  }
+  return out;
+}
+
+std::string human_bytes(double b) {
+  char buf[32];
+  if (b >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f kB", b / 1e3);
+  return buf;
+}
+
+// The head, model and neuron views as one self-contained HTML file.
+int run_view(const Common& o, const ViewArgs& a) {
+  if (a.out.empty()) throw Error("-o: expected an output .html path");
+  ViewOptions vo;
+  vo.views = parse_views(a.view);
+  const bool neuron = std::find(vo.views.begin(), vo.views.end(), "neuron") != vo.views.end();
+  ViewData d;
+  if (!a.from.empty()) {
+    if (o.has_input() || !o.model.empty())
+      throw Error("--from: the dump already holds the attention; drop --model/--text/--image");
+    d = view_data_from_dump(a.from);
+    if (neuron && d.query.empty()) {
+      if (a.view != "all")
+        throw Error("--view neuron: " + a.from + " has no query/key vectors (write it with attnscope dump --qkv)");
+      vo.views.pop_back();
+      std::cerr << "attnscope: note: " << a.from
+                << " has no query/key vectors: no neuron view (dump --qkv adds them)\n";
+    }
+  } else {
+    Checkpoint ck(model_dir(o));
+    auto model = load_model(ck);
+    const ModelInfo& info = model->info();
+    std::unique_ptr<Tokenizer> tok;
+    Prepared p = prepare(o, *model, ck.dir(), tok);
+    TraceOptions to;
+    to.qkv = neuron;
+    Trace tr = model->forward(p.in, to);
+    d.model_type = info.model_type;
+    d.source = p.source;
+    d.n_layers = info.n_layers;
+    d.n_heads = info.n_heads;
+    d.n_kv_heads = info.n_kv_heads;
+    d.head_dim = info.head_dim;
+    d.causal = info.causal;
+    d.tokens = p.enc.display;
+    d.attention = tr.attention;
+    d.query = tr.query;
+    d.key = tr.key;
+    if (auto b = p.enc.sentence_b_start()) {
+      d.sentence_b_start = int64_t(*b);
+      d.segments = p.enc.type_ids;
+    }
+    if (info.image) {
+      d.grid = info.grid();
+      d.patch_size = info.patch_size;
+      d.image_size = info.image_size;
+    }
+    d.title = std::filesystem::path(ck.dir()).filename().string() + ": " + shorten_utf8(d.source, 60);
+  }
+  if (!a.title.empty()) d.title = a.title;
+  vo.layer = resolve_layer(a.layer, d.n_layers);
+  vo.heads = parse_heads(a.heads, d.n_heads);
+  vo.initial_view = vo.views.front();
+  const std::string html = view_html(d, vo);
+  std::ofstream f(a.out, std::ios::binary);
+  if (!f) throw Error("-o " + a.out + ": cannot write the file");
+  f.write(html.data(), std::streamsize(html.size()));
+  f.close();
+  if (!f) throw Error("-o " + a.out + ": writing failed");
+  const double weights = double(d.n_layers) * double(d.n_heads) * double(d.tokens.size()) * double(d.tokens.size());
+  std::cout << a.out << "\n";
+  std::cerr << "attnscope: " << d.tokens.size() << " tokens, " << d.n_layers << " layers x " << d.n_heads << " heads, "
+            << human_bytes(double(html.size())) << " (" << std::fixed << std::setprecision(2)
+            << double(html.size()) / weights << " bytes per attention weight)\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -600,6 +711,18 @@ int main(int argc, char** argv) {
   gen->add_option("-o,--output", ga.out, "write a dump (.safetensors) of prompt + generated tokens");
   gen->add_flag("--json", ga.json, "print JSON");
 
+  ViewArgs va;
+  auto* viewc =
+      app.add_subcommand("view", "interactive head, model and neuron views as one self-contained, offline HTML file");
+  add_model(viewc, common);
+  add_text(viewc, common);
+  viewc->add_option("--from", va.from, "a dump (.safetensors) instead of running a model");
+  viewc->add_option("--view", va.view, "head, model, neuron, a comma list, or all (default)");
+  viewc->add_option("-o,--output", va.out, "output .html file")->required();
+  viewc->add_option("--layer", va.layer, "layer shown first (negative counts from the end; default -1)");
+  viewc->add_option("--heads", va.heads, "heads active at first, e.g. 0,3 (default all)");
+  viewc->add_option("--title", va.title, "title of the page");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -621,6 +744,7 @@ int main(int argc, char** argv) {
     if (*heat) return run_heatmap(common, hm);
     if (*gen) return run_generate(common, ga);
     if (*ovc) return run_overlay(common, ov);
+    if (*viewc) return run_view(common, va);
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return 1;
