@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "attnscope/safetensors.h"
@@ -389,4 +391,72 @@ TEST(Cli, ImageErrorsAreOneLine) {
                "--query r9c9: expected cls, a patch label like r0c0..r3c3");
   expect_error({"overlay", "--model", small_model(), "--image", img, "-o", dir + "/o.png"}, "is not an image model");
   expect_error({"tokenize", "--model", small_model(), "--text", "hi", "--image", img}, "--image: tokenize splits text");
+}
+
+// `attnscope view`: a self-contained file with every layer's attention at <= 2 bytes per weight;
+// bad arguments and bad dumps give one-line errors. (The browser tests in web/test/ use the file.)
+TEST(Cli, ViewWritesOneSelfContainedFile) {
+  const std::string tmp = test::temp_dir("cli_view");
+  const std::string text = "Call me Ishmael. Some years ago, never mind how long precisely, having little money.";
+  test::Run r = test::run_cli({"view", "--text", text, "--view", "head,model", "-o", tmp + "/v.html"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream f(tmp + "/v.html", std::ios::binary);
+  const std::string html((std::istreambuf_iterator<char>(f)), {});
+  // No reference to anything outside the file (the SVG namespace of the export is a name, not a fetch).
+  std::string scan = html;
+  for (size_t p; (p = scan.find("http://www.w3.org/2000/svg")) != std::string::npos;) scan.erase(p, 26);
+  for (const char* bad : {" src=\"", "<link", "<img", "<iframe", "http://", "https://", "@import", "url(", "fetch("})
+    EXPECT_EQ(scan.find(bad), std::string::npos) << bad;
+  EXPECT_NE(html.find("default-src 'none'"), std::string::npos);
+  // 4 layers x 4 heads, causal: the lower triangle at 2 characters per weight.
+  auto enc = nlohmann::json::parse(test::run_cli({"tokenize", "--text", text, "--json"}).out);
+  const size_t n = enc["ids"].size();
+  size_t data = 0;
+  for (int l = 0; l < 4; ++l) {
+    const std::string open = "<script type=\"text/plain\" id=\"attnscope-attn-" + std::to_string(l) + "\">";
+    const size_t b = html.find(open);
+    ASSERT_NE(b, std::string::npos);
+    const size_t e = html.find("</script>", b);
+    data += e - b - open.size();
+  }
+  EXPECT_EQ(data, 2 * 4 * 4 * n * (n + 1) / 2);
+  EXPECT_EQ(html.find("attnscope-qk-0"), std::string::npos) << "no q/k without the neuron view";
+}
+
+TEST(Cli, ViewErrors) {
+  const std::string tmp = test::temp_dir("cli_view_err");
+  const std::string dump = tmp + "/d.safetensors";
+  ASSERT_EQ(test::run_cli({"dump", "--text", "Call me Ishmael.", "-o", dump}).code, 0);
+  expect_error({"view", "--from", dump, "--view", "neuron", "-o", tmp + "/v.html"}, "has no query/key vectors");
+  expect_error({"view", "--from", dump, "--text", "x", "-o", tmp + "/v.html"}, "drop --model/--text/--image");
+  expect_error({"view", "--text", "x", "--heads", "0,9", "-o", tmp + "/v.html"},
+               "--heads 0,9: expected head indices 0..3");
+  expect_error({"view", "--text", "x", "--view", "heads", "-o", tmp + "/v.html"}, "--view heads: expected head, model");
+  expect_error({"view", "--text", "x", "--layer", "7", "-o", tmp + "/v.html"}, "--layer");
+  expect_error({"view", "--from", tmp + "/none.safetensors", "-o", tmp + "/v.html"}, "none.safetensors");
+  // A safetensors file that is not a dump, and one whose tokens do not match the attention.
+  const float w[4] = {0.5f, 0.5f, 0.25f, 0.75f};
+  write_safetensors(tmp + "/w.safetensors", {tensor_f32("weight", {2, 2}, w)});
+  expect_error({"view", "--from", tmp + "/w.safetensors", "-o", tmp + "/v.html"}, "expected tensors attention.0");
+  write_safetensors(tmp + "/t.safetensors", {tensor_f32("attention.0", {1, 2, 2}, w)}, {{"tokens", "[\"a\"]"}});
+  expect_error({"view", "--from", tmp + "/t.safetensors", "-o", tmp + "/v.html"}, "expected 2 tokens");
+  const float big[4] = {2, 0, 0, 1};
+  write_safetensors(tmp + "/p.safetensors", {tensor_f32("attention.0", {1, 2, 2}, big)});
+  expect_error({"view", "--from", tmp + "/p.safetensors", "-o", tmp + "/v.html"}, "expected probabilities");
+  expect_error({"view", "--text", "x", "-o", tmp + "/no/such/dir/v.html"}, "cannot write");
+}
+
+TEST(Cli, ViewFromAPlainDumpInfersCausalityAndNamesTokensByIndex) {
+  const std::string tmp = test::temp_dir("cli_view_plain");
+  const float lower[9] = {1, 0, 0, 0.5f, 0.5f, 0, 0.2f, 0.3f, 0.5f};
+  write_safetensors(tmp + "/a.safetensors", {tensor_f32("attention.0", {1, 3, 3}, lower)});
+  ASSERT_EQ(test::run_cli({"view", "--from", tmp + "/a.safetensors", "-o", tmp + "/v.html"}).code, 0);
+  std::ifstream f(tmp + "/v.html", std::ios::binary);
+  const std::string html((std::istreambuf_iterator<char>(f)), {});
+  const size_t b = html.find("id=\"attnscope-meta\">") + 20;
+  auto meta = nlohmann::json::parse(html.substr(b, html.find("</script>", b) - b));
+  EXPECT_EQ(meta["causal"], true);
+  EXPECT_EQ(meta["attention"]["layout"], "lower");
+  EXPECT_EQ(meta["tokens"], nlohmann::json::parse(R"(["0","1","2"])"));
+  EXPECT_EQ(meta["views"], nlohmann::json::parse(R"(["head","model"])"));
 }
