@@ -42,6 +42,9 @@ families=$(
   build/bench/bench_forward "$out/vit-base-random" 0 3
 )
 
+# The exported views in a real browser (Debian chromium via playwright-core, offline).
+viewer=$(node bench/viewer.mjs build/attnscope "$ck" "$out/views")
+
 # Same numbers? attnscope's dump vs the seed program's matrix (last layer, mean over heads).
 /usr/bin/python3 bench/seed_heatmap.py "$ck" "$long" "$out/seed_check.png" "$out/seed_attention.npy" > /dev/null
 build/attnscope dump --model "$ck" --text "$long" -o "$out/attnscope_long.safetensors" > /dev/null
@@ -91,5 +94,11 @@ for line in sys.stdin:
         j["forward_s"], j["gflops"], 100 * j["fraction_of_peak"], j["peak_mib"],
         "%.1f" % g if g else "-", "%.1f" % n if n else "-"))
 '
+  echo
+  echo "Interactive views (attnscope view) of the same 12-layer, 12-head checkpoint in Debian's chromium: file"
+  echo "size (BertViz embeds ~44 bytes per weight: full-precision JSON twice), time to write the file (model"
+  echo "run included), first drawn frame after opening it, and per-interaction times measured in the page:"
+  echo
+  echo "$viewer"
 } > "$out/results.md"
 cat "$out/results.md"

@@ -114,7 +114,8 @@ int main(int argc, char** argv) {
       {"--steps", "1500"},   {"--batch", "16"},  {"--seq", "128"},     {"--lr", "1e-3"},       {"--dim", "128"},
       {"--layers", "4"},     {"--heads", "4"},   {"--mlp", "512"},     {"--positions", "256"}, {"--seed", "1234"},
       {"--heldout", "0.05"}, {"--threads", "2"}, {"--pos-std", "0.02"},
-      {"--qk-std", "0.02"},  {"--mask-rate", "0.15"}, {"--pos-init", "normal"}};
+      {"--qk-std", "0.02"},  {"--mask-rate", "0.15"}, {"--pos-init", "normal"},
+      {"--save-every", "0"}};
   if (!train::parse_args(argc, argv, a, {"--corpus", "--tokenizer", "--out"}, "train_bert")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
@@ -173,6 +174,28 @@ int main(int argc, char** argv) {
                    std::max(1.0, was_mask.sum().item<double>());
       return std::make_pair(loss, acc);
     };
+    const fs::path out(a["--out"]);
+    // Weights + config.json; also every --save-every steps, so a long run can be stopped and used.
+    auto save_model = [&]() {
+      fs::create_directories(out);
+      train::save_named(m.w, (out / "model.safetensors").string(), true);
+      nlohmann::json cfg{{"model_type", "bert"},
+                         {"architectures", {"BertForMaskedLM"}},
+                         {"hidden_size", m.D},
+                         {"num_hidden_layers", m.L},
+                         {"num_attention_heads", m.H},
+                         {"intermediate_size", m.I},
+                         {"hidden_act", "gelu"},
+                         {"layer_norm_eps", m.eps},
+                         {"max_position_embeddings", m.P},
+                         {"type_vocab_size", m.types},
+                         {"vocab_size", m.V},
+                         {"pad_token_id", 0},
+                         {"position_embedding_type", "absolute"},
+                         {"torch_dtype", "float16"}};
+      std::ofstream(out / "config.json") << cfg.dump(2) << "\n";
+    };
+    const int64_t save_every = std::stoll(a["--save-every"]);
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 1; s <= steps; ++s) {
       train::set_lr(opt, lr * train::lr_factor(s, steps, 0.1));
@@ -181,6 +204,10 @@ int main(int argc, char** argv) {
       loss.backward();
       torch::nn::utils::clip_grad_norm_(params, 1.0);
       opt.step();
+      if (save_every > 0 && s % save_every == 0 && s < steps) {
+        torch::NoGradGuard ng;
+        save_model();
+      }
       if (s % 50 == 0 || s == 1)
         std::cout << "step " << s << "/" << steps << " loss " << loss.item<double>() << " masked accuracy " << acc
                   << " " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n"
@@ -197,24 +224,7 @@ int main(int argc, char** argv) {
     }
     std::cout << "final masked-LM loss: train " << tr << " (accuracy " << tra << "), held-out " << he << " (accuracy "
               << hea << ") after " << steps << " steps, " << secs << " s\n";
-    const fs::path out(a["--out"]);
-    fs::create_directories(out);
-    train::save_named(m.w, (out / "model.safetensors").string(), true);
-    nlohmann::json cfg{{"model_type", "bert"},
-                       {"architectures", {"BertForMaskedLM"}},
-                       {"hidden_size", m.D},
-                       {"num_hidden_layers", m.L},
-                       {"num_attention_heads", m.H},
-                       {"intermediate_size", m.I},
-                       {"hidden_act", "gelu"},
-                       {"layer_norm_eps", m.eps},
-                       {"max_position_embeddings", m.P},
-                       {"type_vocab_size", m.types},
-                       {"vocab_size", m.V},
-                       {"pad_token_id", 0},
-                       {"position_embedding_type", "absolute"},
-                       {"torch_dtype", "float16"}};
-    std::ofstream(out / "config.json") << cfg.dump(2) << "\n";
+    save_model();
     nlohmann::json log{{"corpus", a["--corpus"]},
                        {"corpus_tokens", n},
                        {"heldout_tokens", n_held},

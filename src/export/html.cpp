@@ -21,7 +21,19 @@ void put_u12(std::string& out, unsigned q) {
 unsigned quantize_unit(float v) {
   if (!(v > 0)) return 0;  // also NaN
   if (v >= 1) return 4095;
-  return unsigned(std::lround(double(v) * 4095.0));
+  return unsigned(double(v) * 4095.0 + 0.5);  // round half up; v*4095 >= 0
+}
+
+// Appends n weights (12 bits, 2 characters each) without per-character growth checks.
+void put_row(std::string& out, const float* v, int64_t n) {
+  const size_t at = out.size();
+  out.resize(at + 2 * size_t(n));
+  char* p = out.data() + at;
+  for (int64_t j = 0; j < n; ++j) {
+    const unsigned q = quantize_unit(v[j]);
+    p[2 * j] = kB64[q >> 6];
+    p[2 * j + 1] = kB64[q & 63];
+  }
 }
 
 std::string html_escape(const std::string& s) {
@@ -90,7 +102,7 @@ std::string shorten_utf8(const std::string& s, size_t max_bytes) {
 std::string encode_u12(const float* v, size_t n) {
   std::string out;
   out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) put_u12(out, quantize_unit(v[i]));
+  put_row(out, v, int64_t(n));
   return out;
 }
 
@@ -128,7 +140,7 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
 
   // Causal models store the lower triangle only (the rest is exactly zero by construction).
   const bool lower = d.causal;
-  std::string body;
+  std::vector<std::string> attn_el(static_cast<size_t>(L)), qk_el(static_cast<size_t>(L));
   for (int64_t l = 0; l < L; ++l) {
     const float* a = d.attention[size_t(l)].ptr();
     std::string enc;
@@ -136,9 +148,10 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < N; ++i) {
         const float* row = a + (h * N + i) * N;
-        for (int64_t j = 0; j < (lower ? i + 1 : N); ++j) put_u12(enc, quantize_unit(row[j]));
+        put_row(enc, row, lower ? i + 1 : N);
       }
-    body += "<script type=\"text/plain\" id=\"attnscope-attn-" + std::to_string(l) + "\">" + enc + "</script>\n";
+    attn_el[size_t(l)] =
+        "<script type=\"text/plain\" id=\"attnscope-attn-" + std::to_string(l) + "\">" + enc + "</script>\n";
   }
   nlohmann::json scales = nlohmann::json::array();
   if (has_qk) {
@@ -164,7 +177,8 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
         ls.push_back(hs);
       }
       scales.push_back(ls);
-      body += "<script type=\"text/plain\" id=\"attnscope-qk-" + std::to_string(l) + "\">" + enc + "</script>\n";
+      qk_el[size_t(l)] =
+          "<script type=\"text/plain\" id=\"attnscope-qk-" + std::to_string(l) + "\">" + enc + "</script>\n";
     }
   }
   nlohmann::json meta{{"format", "attnscope-view"},
@@ -191,8 +205,10 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
   if (has_qk) meta["qk"] = {{"encoding", "u12s"}, {"scales", scales}};
   if (o.heads.empty()) meta["initial"]["heads"] = nullptr;
 
+  size_t total = viewer_script_size() + 4096;
+  for (size_t l = 0; l < size_t(L); ++l) total += attn_el[l].size() + qk_el[l].size();
   std::string html;
-  html.reserve(body.size() + viewer_script_size() + 4096);
+  html.reserve(total);
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   // Nothing may be fetched: no network, no other file. Downloads (exports) are blob: URLs.
   html +=
@@ -202,10 +218,20 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
   html += "<meta name=\"generator\" content=\"attnscope " ATTNSCOPE_VERSION "\">\n";
   html += "<title>" + html_escape(d.title) + " — attnscope</title>\n</head>\n<body>\n";
   html += "<script type=\"application/json\" id=\"attnscope-meta\">" + script_safe_json(meta) + "</script>\n";
-  html += body;
+  // The first layer shown comes before the viewer script and the rest after it: the viewer starts
+  // and draws while the browser is still reading the other layers (first paint does not wait for
+  // a 200 MB file to be parsed).
+  const size_t first = size_t(o.layer);
+  html += attn_el[first];
+  if (o.initial_view == "neuron") html += qk_el[first];
   html += "<script>\n";
   html.append(viewer_script(), viewer_script_size());
-  html += "\n</script>\n</body>\n</html>\n";
+  html += "\n</script>\n";
+  for (size_t l = 0; l < size_t(L); ++l) {
+    if (l != first) html += attn_el[l];
+    if (l != first || o.initial_view != "neuron") html += qk_el[l];
+  }
+  html += "</body>\n</html>\n";
   return html;
 }
 

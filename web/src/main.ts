@@ -41,6 +41,10 @@ class App {
   private canvases = new Map<ViewName, ScrollCanvas>();
   private detail: { view: HeadView; canvas: ScrollCanvas; root: HTMLDivElement; title: HTMLSpanElement } | null = null;
   lastExport: { kind: string; name: string; bytes: number; width: number; height: number } | null = null;
+  // The page starts while the browser is still reading the other layers' data (it follows the
+  // viewer script in the file); a change that needs data not read yet waits for the end of the file.
+  private loaded = document.readyState !== 'loading';
+  private pending: Partial<State> | null = null;
 
   constructor(store: Store) {
     const meta = store.meta;
@@ -70,7 +74,21 @@ class App {
       this.canvases.get('model')?.request();
     };
     this.build();
+    if (!this.loaded)
+      document.addEventListener('DOMContentLoaded', () => {
+        this.loaded = true;
+        const p = this.pending ?? {};
+        this.pending = null;
+        this.update(p);
+      });
     this.update({});
+  }
+
+  private available(s: State): boolean {
+    if (this.loaded) return true;
+    if (s.view === 'model' || s.layer < 0) return false;
+    const has = (id: string) => document.getElementById(id) !== null;
+    return has(`attnscope-attn-${s.layer}`) && (s.view !== 'neuron' || !this.ctx.meta.qk || has(`attnscope-qk-${s.layer}`));
   }
 
   private build(): void {
@@ -286,6 +304,11 @@ class App {
   }
 
   update(patch: Partial<State>): void {
+    if (!this.available({ ...this.ctx.state, ...patch })) {
+      this.pending = { ...(this.pending ?? {}), ...patch };
+      this.statusEl.textContent = 'reading the rest of the file… (the change applies as soon as it is read)';
+      return;
+    }
     const s = Object.assign(this.ctx.state, patch);
     const m = this.ctx.meta;
     if (s.view === 'neuron' && s.layer < 0) s.layer = 0;
@@ -479,5 +502,6 @@ function boot(): void {
   }
 }
 
-if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', boot);
-else boot();
+// The script sits after the page's metadata and first layer, before the other layers: start now.
+if (document.getElementById('attnscope-meta') || document.readyState !== 'loading') boot();
+else document.addEventListener('DOMContentLoaded', boot);
