@@ -42,7 +42,11 @@ demo: build
 	@$(BIN) info --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png
 	@$(BIN) overlay --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-overlay.png
 	@$(BIN) heatmap --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-heatmap.png
-	@echo "demo results in $(OUT)/"
+	@$(BIN) view --text "$(DEMO_TEXT)" -o $(OUT)/view.html
+	@$(BIN) view --model models/llama-moby --text-file models/gpt2-moby/sample.txt --truncate --layer 3 --heads 2 \
+	  -o $(OUT)/llama-moby-view.html
+	@$(BIN) view --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-view.html
+	@echo "demo results in $(OUT)/ (open the .html files in a browser)"
 
 test: build
 	@cd $(BUILD) && ctest -j $(JOBS) --output-on-failure

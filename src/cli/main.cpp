@@ -629,11 +629,14 @@ int run_view(const Common& o, const ViewArgs& a) {
   f.write(html.data(), std::streamsize(html.size()));
   f.close();
   if (!f) throw Error("-o " + a.out + ": writing failed");
-  const double weights = double(d.n_layers) * double(d.n_heads) * double(d.tokens.size()) * double(d.tokens.size());
+  const double n = double(d.tokens.size()), L = double(d.n_layers), H = double(d.n_heads);
+  const double stored = L * H * (d.causal ? n * (n + 1) / 2 : n * n);
+  const bool has_qk = std::find(vo.views.begin(), vo.views.end(), "neuron") != vo.views.end();
   std::cout << a.out << "\n";
-  std::cerr << "attnscope: " << d.tokens.size() << " tokens, " << d.n_layers << " layers x " << d.n_heads << " heads, "
-            << human_bytes(double(html.size())) << " (" << std::fixed << std::setprecision(2)
-            << double(html.size()) / weights << " bytes per attention weight)\n";
+  std::cerr << "attnscope: " << d.tokens.size() << " tokens, " << d.n_layers << " layers x " << d.n_heads
+            << " heads: " << human_bytes(double(html.size())) << " (attention " << human_bytes(2 * stored)
+            << ", 2 bytes per weight" << (d.causal ? " of the lower triangle" : "")
+            << (has_qk ? "; q/k " + human_bytes(4 * L * H * n * double(d.head_dim)) : std::string()) << ")\n";
   return 0;
 }
 

@@ -9,7 +9,7 @@ import { Painter } from './painter';
 import { Rect } from './scroll';
 import { label } from './tokens';
 
-const ROW = 18, PAD = 10, TITLE = 56, FONT_SIZE = 12, GAP = 150, NUM = 64;
+const ROW = 18, PAD = 10, TITLE = 70, FONT_SIZE = 12, GAP = 150, NUM = 64;
 
 export interface Computation {
   keys: number[]; // visible keys

@@ -166,6 +166,17 @@ async function exercise(name, file, dump, { pair = false, image = false } = {}) 
     assert.equal((await state(page)).agg, 'mean');
     await page.click('.agg[data-agg="mean"]');
     assert.equal((await state(page)).agg, 'none');
+    // The pseudo-layer "mean of layers" equals the mean of the dump's layers.
+    await page.selectOption('#attnscope-layer', '-1');
+    assert.equal((await state(page)).layer, -1);
+    const meanRow = await page.evaluate(() => Array.from(window.attnscope.ctx.store.layer(-1)[0].subarray(0, window.attnscope.ctx.meta.tokens.length * 2)));
+    const dd = readDump(dump).tensors;
+    for (let x = 0; x < meanRow.length; ++x) {
+      let m = 0;
+      for (let l = 0; l < L; ++l) m += dd[`attention.${l}`].data[x] / L;
+      assert.ok(Math.abs(meanRow[x] - m) <= 0.5 / 4095 + 1e-6, `mean of layers at ${x}: ${meanRow[x]} vs ${m}`);
+    }
+    await page.selectOption('#attnscope-layer', '0');
 
     if (pair) {
       await page.selectOption('#attnscope-filter', 'ab');
