@@ -30,6 +30,9 @@ struct ViewOptions {
   std::string initial_view = "head";
   int64_t layer = 0;           // initial layer
   std::vector<int64_t> heads;  // initial active heads (empty = all)
+  // BertViz's include_layers / include_heads: only these layers and heads are written (and shown,
+  // under their own numbers); empty = all.
+  std::vector<int64_t> include_layers, include_heads;
 };
 
 // Checks shapes (one-line Error naming what is wrong) and returns the whole HTML document.

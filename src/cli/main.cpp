@@ -529,7 +529,7 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
 }
 
 struct ViewArgs {
-  std::string out, from, view = "all", heads, title;
+  std::string out, from, view = "all", heads, title, include_layers, include_heads;
   int64_t layer = -1;
 };
 
@@ -546,15 +546,16 @@ std::vector<std::string> parse_views(const std::string& v) {
   return out;
 }
 
-std::vector<int64_t> parse_heads(const std::string& s, int64_t n_heads) {
+// "0,3,5" -> {0, 3, 5}, each in 0..n-1; flag names the option in errors.
+std::vector<int64_t> parse_indices(const std::string& flag, const std::string& s, int64_t n, const char* what) {
   std::vector<int64_t> out;
   if (s.empty()) return out;
   std::stringstream ss(s);
   for (std::string part; std::getline(ss, part, ',');) {
     char* end = nullptr;
     const long long h = std::strtoll(part.c_str(), &end, 10);
-    if (part.empty() || *end != '\0' || h < 0 || h >= n_heads)
-      throw Error("--heads " + s + ": expected head indices 0.." + std::to_string(n_heads - 1) +
+    if (part.empty() || *end != '\0' || h < 0 || h >= n)
+      throw Error(flag + " " + s + ": expected " + what + " indices 0.." + std::to_string(n - 1) +
                   " separated by commas, found '" + part + "'");
     out.push_back(h);
   }
@@ -621,7 +622,11 @@ int run_view(const Common& o, const ViewArgs& a) {
   }
   if (!a.title.empty()) d.title = a.title;
   vo.layer = resolve_layer(a.layer, d.n_layers);
-  vo.heads = parse_heads(a.heads, d.n_heads);
+  vo.heads = parse_indices("--heads", a.heads, d.n_heads, "head");
+  vo.include_layers = parse_indices("--include-layers", a.include_layers, d.n_layers, "layer");
+  vo.include_heads = parse_indices("--include-heads", a.include_heads, d.n_heads, "head");
+  if (a.layer == -1 && !vo.include_layers.empty())
+    vo.layer = *std::max_element(vo.include_layers.begin(), vo.include_layers.end());
   vo.initial_view = vo.views.front();
   const std::string html = view_html(d, vo);
   std::ofstream f(a.out, std::ios::binary);
@@ -629,11 +634,13 @@ int run_view(const Common& o, const ViewArgs& a) {
   f.write(html.data(), std::streamsize(html.size()));
   f.close();
   if (!f) throw Error("-o " + a.out + ": writing failed");
-  const double n = double(d.tokens.size()), L = double(d.n_layers), H = double(d.n_heads);
+  const double n = double(d.tokens.size());
+  const double L = double(vo.include_layers.empty() ? d.n_layers : int64_t(vo.include_layers.size()));
+  const double H = double(vo.include_heads.empty() ? d.n_heads : int64_t(vo.include_heads.size()));
   const double stored = L * H * (d.causal ? n * (n + 1) / 2 : n * n);
   const bool has_qk = std::find(vo.views.begin(), vo.views.end(), "neuron") != vo.views.end();
   std::cout << a.out << "\n";
-  std::cerr << "attnscope: " << d.tokens.size() << " tokens, " << d.n_layers << " layers x " << d.n_heads
+  std::cerr << "attnscope: " << d.tokens.size() << " tokens, " << L << " layers x " << H
             << " heads: " << human_bytes(double(html.size())) << " (attention " << human_bytes(2 * stored)
             << ", 2 bytes per weight" << (d.causal ? " of the lower triangle" : "")
             << (has_qk ? "; q/k " + human_bytes(4 * L * H * n * double(d.head_dim)) : std::string()) << ")\n";
@@ -725,6 +732,8 @@ int main(int argc, char** argv) {
   viewc->add_option("--layer", va.layer, "layer shown first (negative counts from the end; default -1)");
   viewc->add_option("--heads", va.heads, "heads active at first, e.g. 0,3 (default all)");
   viewc->add_option("--title", va.title, "title of the page");
+  viewc->add_option("--include-layers", va.include_layers, "write only these layers, e.g. 0,6,11 (default all)");
+  viewc->add_option("--include-heads", va.include_heads, "write only these heads, e.g. 0,1 (default all)");
 
   try {
     app.parse(argc, argv);

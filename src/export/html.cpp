@@ -106,7 +106,76 @@ std::string encode_u12(const float* v, size_t n) {
   return out;
 }
 
+namespace {
+
+std::string write_view(const ViewData& d, const ViewOptions& o, const std::vector<int64_t>& layer_ids,
+                       const std::vector<int64_t>& head_ids, int64_t n_heads_model);
+
+// A [heads, a, b] array restricted to some heads.
+Array pick_heads(const Array& a, const std::vector<int64_t>& heads) {
+  const int64_t per = a.numel() / a.dim(0);
+  std::vector<int64_t> shape = a.shape;
+  shape[0] = int64_t(heads.size());
+  Array out = Array::zeros(shape);
+  for (size_t k = 0; k < heads.size(); ++k)
+    std::copy(a.ptr() + heads[k] * per, a.ptr() + (heads[k] + 1) * per, out.mutable_ptr() + int64_t(k) * per);
+  return out;
+}
+
+std::vector<int64_t> checked_ids(const std::vector<int64_t>& ids, int64_t n, const std::string& what) {
+  std::vector<int64_t> out;
+  if (ids.empty()) {
+    for (int64_t i = 0; i < n; ++i) out.push_back(i);
+    return out;
+  }
+  for (int64_t i : ids) {
+    if (i < 0 || i >= n) throw Error(what + " " + std::to_string(i) + ": expected 0.." + std::to_string(n - 1));
+    if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
 std::string view_html(const ViewData& d, const ViewOptions& o) {
+  if (o.include_layers.empty() && o.include_heads.empty()) return write_view(d, o, {}, {}, d.n_heads);
+  const std::vector<int64_t> ls = checked_ids(o.include_layers, d.n_layers, "--include-layers");
+  const std::vector<int64_t> hs = checked_ids(o.include_heads, d.n_heads, "--include-heads");
+  if (int64_t(d.attention.size()) != d.n_layers)
+    throw Error("view: expected attention for " + std::to_string(d.n_layers) + " layers, found " +
+                std::to_string(d.attention.size()));
+  ViewData sub = d;
+  sub.attention.clear();
+  sub.query.clear();
+  sub.key.clear();
+  for (int64_t l : ls) {
+    sub.attention.push_back(pick_heads(d.attention[size_t(l)], hs));
+    if (!d.query.empty()) {
+      sub.query.push_back(pick_heads(d.query.at(size_t(l)), hs));
+      sub.key.push_back(pick_heads(d.key.at(size_t(l)), hs));
+    }
+  }
+  sub.n_layers = int64_t(ls.size());
+  sub.n_heads = int64_t(hs.size());
+  ViewOptions so = o;
+  auto at = [](const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) - v.begin(); };
+  so.layer = at(ls, o.layer);
+  if (so.layer == int64_t(ls.size()))
+    throw Error("--layer " + std::to_string(o.layer) + ": expected one of the included layers");
+  so.heads.clear();
+  for (int64_t h : o.heads) {
+    const int64_t k = at(hs, h);
+    if (k == int64_t(hs.size())) throw Error("--heads " + std::to_string(h) + ": expected one of the included heads");
+    so.heads.push_back(k);
+  }
+  return write_view(sub, so, ls, hs, d.n_heads);
+}
+
+namespace {
+
+std::string write_view(const ViewData& d, const ViewOptions& o, const std::vector<int64_t>& layer_ids,
+                       const std::vector<int64_t>& head_ids, int64_t n_heads_model) {
   const int64_t N = int64_t(d.tokens.size()), H = d.n_heads, L = d.n_layers;
   if (N == 0) throw Error("view: expected at least one token, found none");
   if (L <= 0 || int64_t(d.attention.size()) != L)
@@ -187,7 +256,10 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
                       {"model_type", d.model_type},
                       {"n_layers", L},
                       {"n_heads", H},
-                      {"n_kv_heads", d.n_kv_heads ? d.n_kv_heads : H},
+                      {"n_kv_heads", d.n_kv_heads ? d.n_kv_heads : n_heads_model},
+                      {"n_heads_model", n_heads_model},
+                      {"layer_ids", nullptr},
+                      {"head_ids", nullptr},
                       {"head_dim", d.head_dim},
                       {"causal", d.causal},
                       {"tokens", d.tokens},
@@ -204,6 +276,8 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
   if (d.grid) meta["image"] = {{"grid", d.grid}, {"patch_size", d.patch_size}, {"image_size", d.image_size}};
   if (has_qk) meta["qk"] = {{"encoding", "u12s"}, {"scales", scales}};
   if (o.heads.empty()) meta["initial"]["heads"] = nullptr;
+  if (!layer_ids.empty()) meta["layer_ids"] = layer_ids;
+  if (!head_ids.empty()) meta["head_ids"] = head_ids;
 
   size_t total = viewer_script_size() + 4096;
   for (size_t l = 0; l < size_t(L); ++l) total += attn_el[l].size() + qk_el[l].size();
@@ -234,6 +308,8 @@ std::string view_html(const ViewData& d, const ViewOptions& o) {
   html += "</body>\n</html>\n";
   return html;
 }
+
+}  // namespace
 
 ViewData view_data_from_dump(const std::string& path) {
   SafetensorsFile f(path);

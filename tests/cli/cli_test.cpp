@@ -460,3 +460,26 @@ TEST(Cli, ViewFromAPlainDumpInfersCausalityAndNamesTokensByIndex) {
   EXPECT_EQ(meta["tokens"], nlohmann::json::parse(R"(["0","1","2"])"));
   EXPECT_EQ(meta["views"], nlohmann::json::parse(R"(["head","model"])"));
 }
+
+TEST(Cli, ViewIncludeLayersAndHeadsWritesOnlyThoseUnderTheirOwnNumbers) {
+  const std::string tmp = test::temp_dir("cli_view_include");
+  ASSERT_EQ(test::run_cli({"view", "--model", test::source_dir() + "/models/llama-moby", "--text", "Call me Ishmael.",
+                           "--include-layers", "3,1", "--include-heads", "2", "-o", tmp + "/v.html"})
+                .code,
+            0);
+  std::ifstream f(tmp + "/v.html", std::ios::binary);
+  const std::string html((std::istreambuf_iterator<char>(f)), {});
+  const size_t b = html.find("id=\"attnscope-meta\">") + 20;
+  auto meta = nlohmann::json::parse(html.substr(b, html.find("</script>", b) - b));
+  EXPECT_EQ(meta["layer_ids"], nlohmann::json::parse("[1,3]"));
+  EXPECT_EQ(meta["head_ids"], nlohmann::json::parse("[2]"));
+  EXPECT_EQ(meta["n_layers"], 2);
+  EXPECT_EQ(meta["n_heads"], 1);
+  EXPECT_EQ(meta["n_heads_model"], 4);
+  EXPECT_EQ(meta["initial"]["layer"], 1) << "the last included layer (model layer 3) is shown first";
+  EXPECT_EQ(html.find("attnscope-attn-2"), std::string::npos);
+  expect_error({"view", "--text", "x", "--include-layers", "1", "--layer", "2", "-o", tmp + "/w.html"},
+               "--layer 2: expected one of the included layers");
+  expect_error({"view", "--text", "x", "--include-heads", "0,7", "-o", tmp + "/w.html"},
+               "--include-heads 0,7: expected head indices 0..3");
+}

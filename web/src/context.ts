@@ -47,8 +47,12 @@ export function measureText(s: string, size: number): number {
   return w;
 }
 
+// Layers and heads under the model's own numbers (a file may hold a subset, --include-*).
+export const layerId = (meta: Meta, l: number): number => meta.layer_ids?.[l] ?? l;
+export const headId = (meta: Meta, h: number): number => meta.head_ids?.[h] ?? h;
+
 export function layerName(meta: Meta, l: number): string {
-  return l < 0 ? `mean of ${meta.n_layers} layers` : `layer ${l}`;
+  return l < 0 ? `mean of ${meta.n_layers} layers` : `layer ${layerId(meta, l)}`;
 }
 
 // URL hash <-> state, so that a view can be shared: #view=head&layer=3&heads=0.2&token=5 ...

@@ -16,6 +16,9 @@ export interface Meta {
   n_layers: number;
   n_heads: number;
   n_kv_heads: number;
+  n_heads_model: number; // heads per layer in the model (n_heads is what the file holds)
+  layer_ids: number[] | null; // --include-layers: the model's number of each layer in the file
+  head_ids: number[] | null; // --include-heads: the model's number of each head
   head_dim: number;
   causal: boolean;
   tokens: string[];

@@ -3,7 +3,7 @@
 // the other column shows one box per head with opacity = weight; the value panel lists the exact
 // numbers. Lines below an adaptive opacity threshold are skipped (level of detail); the bar left of
 // each query shows the share of its row's mass that is drawn.
-import { Ctx, layerName } from './context';
+import { Ctx, headId, layerName } from './context';
 import { planLines, LinePlan } from './lod';
 import { Painter } from './painter';
 import { Rect } from './scroll';
@@ -250,8 +250,8 @@ export function stateSource(ctx: Ctx): HeadSource {
     heads: s.heads,
     mats: s.heads.map((h) => a[h]),
     colors: s.heads.map((h) => ctx.headColors[h]),
-    names: s.heads.map((h) => `head ${h}`),
+    names: s.heads.map((h) => `head ${headId(m, h)}`),
     scale: 1 / s.heads.length,
-    title: `${m.model_type} · ${layerName(m, s.layer)} · ${s.heads.length === m.n_heads ? 'all heads' : 'heads ' + s.heads.join(', ')}`,
+    title: `${m.model_type} · ${layerName(m, s.layer)} · ${s.heads.length === m.n_heads ? 'all heads' : 'heads ' + s.heads.map((h) => headId(m, h)).join(', ')}`,
   };
 }

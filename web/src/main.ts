@@ -3,7 +3,7 @@
 // forbids them); exports are made in the page and handed over as downloads.
 import css from './style.css?inline';
 import { headColors, THEMES } from './colors';
-import { Agg, Ctx, hashToState, layerName, measureText, State, stateToHash } from './context';
+import { Agg, Ctx, hashToState, headId, layerId, layerName, measureText, State, stateToHash } from './context';
 import { documentSource, MEAN_LAYER, Store, ViewName } from './data';
 import { HeadView, stateSource } from './headview';
 import { ModelView } from './modelview';
@@ -59,8 +59,9 @@ class App {
     const state = hashToState(location.hash, base, meta);
     this.ctx = {
       store, meta, state,
-      headColors: headColors(meta.n_heads),
-      layerColors: headColors(meta.n_layers),
+      // colours follow the model's numbering, so a head keeps its colour in a file with fewer heads
+      headColors: Array.from({ length: meta.n_heads }, (_, h) => headColors(meta.n_heads_model ?? meta.n_heads)[meta.head_ids?.[h] ?? h]),
+      layerColors: Array.from({ length: meta.n_layers }, (_, l) => headColors(Math.max(meta.n_layers, 1 + (meta.layer_ids?.[meta.n_layers - 1] ?? 0)))[meta.layer_ids?.[l] ?? l]),
       theme: () => THEMES[this.ctx.state.theme],
       update: (patch) => this.update(patch),
       measure: measureText,
@@ -71,6 +72,7 @@ class App {
     this.neuron = new NeuronView(this.ctx);
     this.model.onProgress = () => {
       this.status();
+      if (this.ctx.state.view === 'model' && !this.ctx.state.detail) this.ctx.info([this.summary()]);
       this.canvases.get('model')?.request();
     };
     this.build();
@@ -106,13 +108,13 @@ class App {
       tabs.appendChild(b);
     }
     bar.appendChild(tabs);
-    for (let l = 0; l < m.n_layers; ++l) this.layerSel.appendChild(el('option', { value: String(l) }, `layer ${l}`));
+    for (let l = 0; l < m.n_layers; ++l) this.layerSel.appendChild(el('option', { value: String(l) }, `layer ${layerId(m, l)}`));
     this.layerSel.appendChild(el('option', { value: String(MEAN_LAYER) }, 'mean of layers'));
     this.layerSel.addEventListener('change', () => this.update({ layer: Number(this.layerSel.value) }));
     const ll = el('label', {}, 'Layer');
     ll.appendChild(this.layerSel);
     bar.appendChild(ll);
-    for (let h = 0; h < m.n_heads; ++h) this.headSel.appendChild(el('option', { value: String(h) }, `head ${h}`));
+    for (let h = 0; h < m.n_heads; ++h) this.headSel.appendChild(el('option', { value: String(h) }, `head ${headId(m, h)}`));
     this.headSel.addEventListener('change', () => this.update({ nhead: Number(this.headSel.value) }));
     const hl = el('label', { id: 'attnscope-nhead-label' }, 'Head');
     hl.appendChild(this.headSel);
@@ -159,7 +161,7 @@ class App {
     mc.scroller.addEventListener('mousemove', (e) => {
       const c = this.model.hit(mc.point(e).x, mc.point(e).y);
       mc.scroller.style.cursor = c ? 'pointer' : '';
-      if (c) this.ctx.info([`layer ${c[0]}, head ${c[1]}: click to open`]);
+      if (c) this.ctx.info([`layer ${layerId(this.ctx.meta, c[0])}, head ${headId(this.ctx.meta, c[1])}: click to open`]);
     });
     this.canvases.set('model', mc);
 
@@ -191,7 +193,7 @@ class App {
     const m = this.ctx.meta;
     this.headsEl.appendChild(el('span', { class: 'as-hint', style: 'margin:0 6px 0 0' }, 'Heads'));
     for (let h = 0; h < m.n_heads; ++h) {
-      const b = el('button', { class: 'swatch', 'data-head': String(h), title: `head ${h} (click: toggle, double-click: solo)`, 'aria-pressed': 'true' }, String(h));
+      const b = el('button', { class: 'swatch', 'data-head': String(h), title: `head ${headId(m, h)} (click: toggle, double-click: solo)`, 'aria-pressed': 'true' }, String(headId(m, h)));
       b.style.background = this.ctx.headColors[h];
       b.addEventListener('click', () => this.toggleHead(h));
       b.addEventListener('dblclick', () => this.soloHead(h));
@@ -270,7 +272,7 @@ class App {
   private describeNeuron(t: ReturnType<NeuronView['hit']> = null): void {
     const m = this.ctx.meta, s = this.ctx.state;
     const i = this.neuron.query();
-    const lines = [`query ${i} "${label(m.tokens[i], 40)}" · ${layerName(m, Math.max(0, s.layer))} · head ${s.nhead}`];
+    const lines = [`query ${i} "${label(m.tokens[i], 40)}" · ${layerName(m, Math.max(0, s.layer))} · head ${headId(m, s.nhead)}`];
     const comp = this.ctx.store.hasQK() ? this.neuron.computation() : null;
     if (t && comp) {
       const v = this.ctx.store.qk(Math.max(0, s.layer));
@@ -300,7 +302,7 @@ class App {
   }
   private status(): void {
     const s = this.ctx.state;
-    this.statusEl.textContent = this.summary() + (s.view === 'model' && s.detail ? ` · open: layer ${s.detail[0]}, head ${s.detail[1]}` : '');
+    this.statusEl.textContent = this.summary() + (s.view === 'model' && s.detail ? ` · open: layer ${layerId(this.ctx.meta, s.detail[0])}, head ${headId(this.ctx.meta, s.detail[1])}` : '');
   }
 
   update(patch: Partial<State>): void {
@@ -368,7 +370,7 @@ class App {
       head.append(title, close);
       const view = new HeadView(this.ctx, () => {
         const [l, h] = this.ctx.state.detail ?? [0, 0];
-        return { layer: l, heads: [h], mats: [this.ctx.store.layer(l)[h]], colors: [this.ctx.layerColors[l]], names: [`head ${h}`], scale: 1, title: `Layer ${l}, Head ${h}` };
+        return { layer: l, heads: [h], mats: [this.ctx.store.layer(l)[h]], colors: [this.ctx.layerColors[l]], names: [`head ${headId(this.ctx.meta, h)}`], scale: 1, title: `Layer ${layerId(this.ctx.meta, l)}, Head ${headId(this.ctx.meta, h)}` };
       });
       const canvas = new ScrollCanvas({ size: () => view.size(), paint: (p, v) => view.paint(p, v) }, () => this.ctx.theme().background);
       canvas.scroller.addEventListener('mousemove', (e) => this.hoverHead(view, canvas, e));
@@ -381,7 +383,7 @@ class App {
       this.detail = { view, canvas, root, title };
     }
     this.detail.root.hidden = false;
-    this.detail.title.textContent = `Layer ${s.detail![0]}, Head ${s.detail![1]}`;
+    this.detail.title.textContent = `Layer ${layerId(this.ctx.meta, s.detail![0])}, Head ${headId(this.ctx.meta, s.detail![1])}`;
     this.detail.view.hover = null;
     this.detail.canvas.request();
   }

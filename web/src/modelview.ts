@@ -2,7 +2,7 @@
 // Tokens are binned to the thumbnail's resolution (at most BINS bins per side) and the weights
 // summed per pair of bins, so a thumbnail costs at most BINS² lines however long the text is.
 // Thumbnails are computed a few layers per frame (the page stays responsive) and kept as bitmaps.
-import { Ctx } from './context';
+import { Ctx, headId, layerId } from './context';
 import { binSubMatrix } from './lod';
 import { CanvasPainter, Painter } from './painter';
 import { Rect } from './scroll';
@@ -109,11 +109,11 @@ export class ModelView {
     const s = this.ctx.state;
     if (!g) for (let l = 0; l < m.n_layers; ++l) this.compute(l);
     p.text(GAP, 14, `${m.model_type} · ${m.n_layers} layers × ${m.n_heads} heads · click a head to open it`, { color: th.text, size: 13, bold: true });
-    for (let h = 0; h < m.n_heads; ++h) p.text(LEFT + h * (THUMB + GAP) + THUMB / 2, TOP - 12, `H${h}`, { color: th.muted, size: 11, align: 'center' });
+    for (let h = 0; h < m.n_heads; ++h) p.text(LEFT + h * (THUMB + GAP) + THUMB / 2, TOP - 12, `H${headId(m, h)}`, { color: th.muted, size: 11, align: 'center' });
     for (let l = 0; l < m.n_layers; ++l) {
       const y = TOP + l * (THUMB + GAP);
       if (y > view.y + view.h || y + THUMB < view.y) continue;
-      p.text(LEFT - 8, y + THUMB / 2, `L${l}`, { color: th.muted, size: 11, align: 'right' });
+      p.text(LEFT - 8, y + THUMB / 2, `L${layerId(m, l)}`, { color: th.muted, size: 11, align: 'right' });
       for (let h = 0; h < m.n_heads; ++h) {
         const c = this.cell(l, h);
         if (c.x > view.x + view.w || c.x + THUMB < view.x) continue;

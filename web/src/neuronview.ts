@@ -4,7 +4,7 @@
 // q·k/√d and the softmax — positive blue, negative orange, opacity tanh(|v|/4). Causal models show
 // no future keys. q and k are the engine's own (after RoPE; GQA keys are those of the shared head).
 import { signedCell } from './colors';
-import { Ctx, layerName } from './context';
+import { Ctx, headId, layerName } from './context';
 import { Painter } from './painter';
 import { Rect } from './scroll';
 import { label } from './tokens';
@@ -98,8 +98,9 @@ export class NeuronView {
     const i = this.query();
     const a = this.ctx.store.layer(layer)[s.nhead];
     const color = this.ctx.headColors[s.nhead];
-    const kv = m.n_kv_heads && m.n_kv_heads !== m.n_heads ? ` (key/value head ${Math.floor(s.nhead / (m.n_heads / m.n_kv_heads))} of ${m.n_kv_heads}, shared)` : '';
-    p.text(PAD, 14, `${m.model_type} · ${layerName(m, layer)} · head ${s.nhead}${kv} · query ${i} "${label(m.tokens[i], 30)}"`, { color: th.text, size: 13, bold: true });
+    const total = m.n_heads_model ?? m.n_heads, hid = headId(m, s.nhead);
+    const kv = m.n_kv_heads && m.n_kv_heads !== total ? ` (key/value head ${Math.floor(hid / (total / m.n_kv_heads))} of ${m.n_kv_heads}, shared)` : '';
+    p.text(PAD, 14, `${m.model_type} · ${layerName(m, layer)} · head ${hid}${kv} · query ${i} "${label(m.tokens[i], 30)}"`, { color: th.text, size: 13, bold: true });
     const y = (r: number) => TITLE + r * ROW + ROW / 2;
     const inView = (r: number) => y(r) >= view.y - ROW && y(r) <= view.y + view.h + ROW;
     const future = (j: number) => m.causal && j > i;
