@@ -14,6 +14,7 @@ PKGS=(
   libpng-dev libjpeg62-turbo-dev              # images for ViT (the decoders PIL uses)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex python3-pil  # references, Python baselines
+  python3-networkx                            # the established max-flow the attention-flow test compares with
   chromium                                    # the real browser of the viewer tests (playwright-core drives it)
   time
 )
