@@ -58,6 +58,24 @@ struct OverlayOptions {
 void render_image_attention(const uint8_t* rgb, int width, int height, int64_t grid, const std::vector<float>& map,
                             const OverlayOptions& opts, const std::string& path);
 
+// Tokens as text, each on a box coloured by its score (Captum's text view): scores in [-1, 1]
+// (signed: negative red, positive green) or [0, 1] (unsigned: white to green). Tokens wrap into
+// lines of width_in; the figure's height follows. `highlight` outlines one token (the position
+// being explained).
+struct TokenScoresOptions {
+  std::string title;
+  std::string legend;  // under the tokens, e.g. how the scores were scaled
+  bool signed_scores = false;
+  int64_t highlight = -1;
+  double width_in = 10, dpi = 100;
+};
+void render_token_scores(const std::vector<std::string>& tokens, const std::vector<float>& scores,
+                         const TokenScoresOptions& opts, const std::string& path);
+
+// Captum's robust scaling: t = the |value| at which the cumulative sum of the sorted |values|
+// reaches `share` of their total; returns clip(v / t, -1, 1) (and t through `threshold`).
+std::vector<float> robust_scale(const std::vector<double>& values, double share = 0.98, double* threshold = nullptr);
+
 // How a token string is shown on an axis: control characters escaped, long ones cut.
 std::string axis_label(const std::string& token);
 

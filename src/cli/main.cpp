@@ -18,17 +18,12 @@
 #include "attnscope/render.h"
 #include "attnscope/tokenizer.h"
 #include "attnscope/view.h"
+#include "cli.h"
+#include "explain.h"
 
 using namespace attnscope;
 
-namespace {
-
-struct Common {
-  std::string model, text, text_file, text_b, image;
-  bool truncate = false;
-  bool has_text() const { return !text.empty() || !text_file.empty(); }
-  bool has_input() const { return has_text() || !image.empty(); }
-};
+namespace attnscope::cli {
 
 void add_model(CLI::App* c, Common& o) {
   c->add_option("--model,-m", o.model,
@@ -94,13 +89,6 @@ Encoding encode_for(const Tokenizer& tok, const Common& o, const std::string& te
   }
   return enc;
 }
-
-// An image model's input: the preprocessed pixels, and token labels [CLS], r0c0, r0c1, ...
-struct Prepared {
-  Encoding enc;
-  ModelInput in;
-  std::string source;  // the text, or the image path
-};
 
 Prepared prepare_image(const Common& o, const Model& m, const std::string& dir) {
   const ModelInfo& i = m.info();
@@ -185,6 +173,12 @@ std::string with_commas(int64_t n) {
   for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
   return s;
 }
+
+}  // namespace attnscope::cli
+
+using namespace attnscope::cli;
+
+namespace {
 
 int run_info(const Common& o, bool as_json, int64_t top) {
   Checkpoint ck(model_dir(o));
@@ -686,7 +680,7 @@ int main(int argc, char** argv) {
   heat->add_option("-o,--output", hm.out, "output file: .png, .svg or .pdf")->required();
   heat->add_option("--layer", hm.layer, "layer (negative counts from the end; default -1)");
   heat->add_option("--head", hm.head, "head index, mean, max or min (default mean)");
-  heat->add_option("--cmap", hm.cmap, "viridis, magma, inferno, plasma, cividis, gray, coolwarm, rdbu_r");
+  heat->add_option("--cmap", hm.cmap, "viridis, magma, inferno, plasma, cividis, gray, coolwarm, rdbu_r, jet");
   heat->add_flag("--annotate", hm.annotate, "print values in the cells (4 decimals)");
   heat->add_option("--title", hm.title, "figure title (default \"Attention Heatmap\")");
   heat->add_option("--size", hm.size, "figure size in inches, WIDTHxHEIGHT (default 10x8)");
@@ -735,6 +729,11 @@ int main(int argc, char** argv) {
   viewc->add_option("--include-layers", va.include_layers, "write only these layers, e.g. 0,6,11 (default all)");
   viewc->add_option("--include-heads", va.include_heads, "write only these heads, e.g. 0,1 (default all)");
 
+  ExplainArgs ea;
+  auto* explc =
+      app.add_subcommand("explain", "why the model predicts what it predicts: rollout, flow, generation, activation");
+  add_explain(explc, common, ea);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -757,6 +756,7 @@ int main(int argc, char** argv) {
     if (*gen) return run_generate(common, ga);
     if (*ovc) return run_overlay(common, ov);
     if (*viewc) return run_view(common, va);
+    if (*explc) return run_explain(common, ea);
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return 1;

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attnscope/error.h"
+#include "attnscope/report.h"
 #include "attnscope/safetensors.h"
 #include "attnscope/view.h"
 #include "viewer_asset.h"
@@ -34,32 +35,6 @@ void put_row(std::string& out, const float* v, int64_t n) {
     p[2 * j] = kB64[q >> 6];
     p[2 * j + 1] = kB64[q & 63];
   }
-}
-
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        o += "&amp;";
-        break;
-      case '<':
-        o += "&lt;";
-        break;
-      case '>':
-        o += "&gt;";
-        break;
-      case '"':
-        o += "&quot;";
-        break;
-      case '\'':
-        o += "&#39;";
-        break;
-      default:
-        o.push_back(c);
-    }
-  }
-  return o;
 }
 
 // JSON that can sit inside <script>: '<', '>', '&' and U+2028/2029 only occur inside JSON strings,

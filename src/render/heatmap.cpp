@@ -14,6 +14,7 @@
 #include "attnscope/error.h"
 #include "attnscope/render.h"
 #include "attnscope/tokenizer.h"
+#include "figure.h"
 
 namespace attnscope {
 
@@ -42,69 +43,6 @@ std::string check_figure_path(const std::string& path) {
 
 namespace {
 
-struct Text {
-  PangoLayout* layout;
-  double w = 0, h = 0;  // logical extents in user units
-};
-
-class Painter {
- public:
-  Painter(cairo_t* cr, double px_per_pt) : cr_(cr), f_(px_per_pt) {
-    ctx_ = pango_cairo_create_context(cr);
-    pango_cairo_context_set_resolution(ctx_, 72.0);
-  }
-  ~Painter() { g_object_unref(ctx_); }
-
-  // Lays out plain text (never markup: token strings are user data).
-  std::unique_ptr<PangoLayout, void (*)(void*)> layout(const std::string& s, double pt, bool bold = false) {
-    PangoLayout* l = pango_layout_new(ctx_);
-    PangoFontDescription* fd = pango_font_description_from_string("DejaVu Sans");
-    pango_font_description_set_absolute_size(fd, pt * f_ * PANGO_SCALE);
-    if (bold) pango_font_description_set_weight(fd, PANGO_WEIGHT_BOLD);
-    pango_layout_set_font_description(l, fd);
-    pango_font_description_free(fd);
-    pango_layout_set_text(l, s.c_str(), int(s.size()));
-    return {l, g_object_unref};
-  }
-  static void size(PangoLayout* l, double* w, double* h) {
-    PangoRectangle ink, logical;
-    pango_layout_get_extents(l, &ink, &logical);
-    *w = double(logical.width) / PANGO_SCALE;
-    *h = double(logical.height) / PANGO_SCALE;
-  }
-  // Draws with the anchor at (x, y); ax, ay in {0, 0.5, 1} pick left/centre/right, top/middle/bottom.
-  void draw(const std::string& s, double pt, double x, double y, double ax, double ay, double angle = 0,
-            bool bold = false) {
-    auto l = layout(s, pt, bold);
-    double w, h;
-    size(l.get(), &w, &h);
-    cairo_save(cr_);
-    cairo_translate(cr_, x, y);
-    cairo_rotate(cr_, angle);
-    cairo_move_to(cr_, -ax * w, -ay * h);
-    pango_cairo_update_layout(cr_, l.get());
-    pango_cairo_show_layout(cr_, l.get());
-    cairo_restore(cr_);
-  }
-  double width(const std::string& s, double pt) {
-    auto l = layout(s, pt);
-    double w, h;
-    size(l.get(), &w, &h);
-    return w;
-  }
-  double height(double pt) {
-    auto l = layout("Ag", pt);
-    double w, h;
-    size(l.get(), &w, &h);
-    return h;
-  }
-
- private:
-  cairo_t* cr_;
-  PangoContext* ctx_;
-  double f_;
-};
-
 std::vector<double> nice_ticks(double lo, double hi, int* decimals) {
   double range = hi - lo, raw = range / 5.0, mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
@@ -118,14 +56,6 @@ std::vector<double> nice_ticks(double lo, double hi, int* decimals) {
   for (double v = std::ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step)
     t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
   return t;
-}
-
-double luminance(Rgb c) {
-  auto lin = [](double v) {
-    v /= 255.0;
-    return v <= 0.03928 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4);
-  };
-  return 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
 }
 
 // Every `step`-th label of n, chosen so labels of height h fit cells of size cell.
@@ -321,31 +251,7 @@ void render_heatmap(const Matrix& m, const HeatmapOptions& o, const std::string&
                 found);
   }
   colormap(o.cmap);  // unknown names fail before any file is touched
-  const std::string ext = check_figure_path(path);
-  const double W = o.width_in * o.dpi, H = o.height_in * o.dpi;
-  cairo_surface_t* s = nullptr;
-  if (ext == ".png")
-    s = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, int(std::lround(W)), int(std::lround(H)));
-  else if (ext == ".svg")
-    s = cairo_svg_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
-  else
-    s = cairo_pdf_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
-  if (cairo_surface_status(s) != CAIRO_STATUS_SUCCESS) {
-    std::string why = cairo_status_to_string(cairo_surface_status(s));
-    cairo_surface_destroy(s);
-    throw Error("-o " + path + ": cannot create the figure (" + why + ")");
-  }
-  cairo_t* cr = cairo_create(s);
-  if (ext != ".png") cairo_scale(cr, 72.0 / o.dpi, 72.0 / o.dpi);
-  draw(cr, m, o, ext != ".png");
-  cairo_status_t st = cairo_status(cr);
-  cairo_destroy(cr);
-  if (ext == ".png" && st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(s, path.c_str());
-  cairo_surface_finish(s);
-  if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
-  cairo_surface_destroy(s);
-  if (st != CAIRO_STATUS_SUCCESS)
-    throw Error("-o " + path + ": cannot write the figure (" + cairo_status_to_string(st) + ")");
+  write_figure(path, o.width_in, o.height_in, o.dpi, [&](cairo_t* cr, bool vector) { draw(cr, m, o, vector); });
 }
 
 }  // namespace attnscope

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "attnscope/explain.h"
 #include "attnscope/safetensors.h"
 #include "test_util.h"
 
@@ -482,4 +483,116 @@ TEST(Cli, ViewIncludeLayersAndHeadsWritesOnlyThoseUnderTheirOwnNumbers) {
                "--layer 2: expected one of the included layers");
   expect_error({"view", "--text", "x", "--include-heads", "0,7", "-o", tmp + "/w.html"},
                "--include-heads 0,7: expected head indices 0..3");
+}
+
+namespace {
+nlohmann::json run_json(const std::vector<std::string>& args) {
+  test::Run r = test::run_cli(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::ifstream f(args.back(), std::ios::binary);
+  return nlohmann::json::parse(f);
+}
+std::vector<Array> dump_attention(const std::string& path) {
+  SafetensorsFile f(path);
+  std::vector<Array> out;
+  for (int l = 0; f.has("attention." + std::to_string(l)); ++l) {
+    Array a = Array::zeros(f.info("attention." + std::to_string(l)).shape);
+    f.to_f32("attention." + std::to_string(l), a.mutable_ptr());
+    out.push_back(a);
+  }
+  return out;
+}
+}  // namespace
+
+// explain --method rollout/flow: the row of the explained position (by default the last token of
+// a causal model, [CLS] of an encoder, the [MASK] of a masked-LM input) from the model's attention.
+TEST(Cli, ExplainRolloutAndFlowUseTheModelsAttentionAtTheExplainedPosition) {
+  const std::string tmp = test::temp_dir("cli_explain");
+  const std::string text = "Call me Ishmael. Some years ago, never mind how long";
+  ASSERT_EQ(test::run_cli({"dump", "--text", text, "-o", tmp + "/d.safetensors"}).code, 0);
+  const auto att = dump_attention(tmp + "/d.safetensors");
+  const int64_t n = att[0].dim(1);
+  RolloutOptions o;
+  o.fusion = "max";
+  o.discard_ratio = 0.2;
+  o.start_layer = 1;
+  const Square r = attention_rollout(att, o);
+  auto j = run_json({"explain", "--method", "rollout", "--text", text, "--fusion", "max", "--discard", "0.2",
+                     "--start-layer", "1", "-o", tmp + "/r.json"});
+  EXPECT_EQ(j["position"], n - 1);
+  ASSERT_EQ(j["row"].size(), size_t(n));
+  for (int64_t k = 0; k < n; ++k) EXPECT_NEAR(j["row"][k].get<double>(), r.at(n - 1, k), 1e-6);
+  auto f = run_json({"explain", "--method", "flow", "--text", text, "--position", "3", "-o", tmp + "/f.json"});
+  const Square fl = attention_flow(att, RolloutOptions{}, {3});
+  EXPECT_EQ(f["position"], 3);
+  for (int64_t k = 0; k < n; ++k) EXPECT_NEAR(f["row"][k].get<double>(), fl.at(3, k), 1e-6);
+  auto all = run_json({"explain", "--method", "rollout", "--text", text, "--all-rows", "-o", tmp + "/a.json"});
+  ASSERT_EQ(all["matrix"].size(), size_t(n));
+  // Figures and the page.
+  for (const char* out : {"/r.png", "/r.svg", "/r.html", "/a.png"}) {
+    std::vector<std::string> args{"explain", "--method", "rollout", "--text", text, "-o", tmp + out};
+    if (std::string(out) == "/a.png") args.push_back("--all-rows");
+    test::Run rr = test::run_cli(args);
+    EXPECT_EQ(rr.code, 0) << rr.err;
+    EXPECT_TRUE(test::file_exists(tmp + out));
+  }
+  // The encoder's default is the [MASK] (BERT masked-LM input).
+  auto b = run_json(
+      {"explain", "--method", "rollout", "--model", bert_model(), "--text", "call me [MASK] .", "-o", tmp + "/b.json"});
+  EXPECT_EQ(b["tokens"][b["position"].get<int>()], "[MASK]");
+}
+
+// explain --method generation: the attention project's table, re-computed here from the dump of
+// the same greedy generation.
+TEST(Cli, ExplainGenerationTableEqualsARecomputationFromTheGenerationDump) {
+  const std::string tmp = test::temp_dir("cli_explain_gen");
+  const std::string prompt = "Call me Ishmael. Some years ago";
+  ASSERT_EQ(test::run_cli({"generate", "--text", prompt, "-n", "6", "-o", tmp + "/g.safetensors"}).code, 0);
+  auto j =
+      run_json({"explain", "--method", "generation", "--text", prompt, "-n", "6", "--sigmoid", "-o", tmp + "/g.json"});
+  const auto att = dump_attention(tmp + "/g.safetensors");
+  const int64_t T = att[0].dim(1), H = att[0].dim(0), P = j["prompt_length"];
+  ASSERT_EQ(j["table"].size(), size_t(T));
+  for (int64_t t = P; t < T; ++t) {
+    std::vector<double> want(size_t(t), 0.0);
+    for (const auto& a : att) {
+      std::vector<double> row(size_t(t), 0.0);
+      double s = 0;
+      for (int64_t k = 1; k < t; ++k) {
+        for (int64_t h = 0; h < H; ++h) row[size_t(k)] += a.ptr()[(h * T + t - 1) * T + k] / double(H);
+        s += row[size_t(k)];
+      }
+      for (int64_t k = 1; k < t; ++k) want[size_t(k)] += row[size_t(k)] / s / double(att.size());
+    }
+    double sum = 0;
+    for (int64_t k = 0; k < t; ++k) {
+      EXPECT_NEAR(j["table"][t][k].get<double>(), want[size_t(k)], 1e-6) << t << "," << k;
+      sum += j["table"][t][k].get<double>();
+    }
+    EXPECT_NEAR(sum, 1, 1e-9);
+    EXPECT_EQ(j["table"][t][0], 0.0);
+    EXPECT_EQ(j["table"][t][t], 0.0);
+  }
+  EXPECT_EQ(j["sigmoid"].size(), size_t(T));
+  test::Run h =
+      test::run_cli({"explain", "--method", "generation", "--text", prompt, "-n", "3", "-o", tmp + "/g.html"});
+  EXPECT_EQ(h.code, 0) << h.err;
+}
+
+TEST(Cli, ExplainErrors) {
+  const std::string tmp = test::temp_dir("cli_explain_err");
+  expect_error({"explain", "--method", "magic", "--text", "x", "-o", tmp + "/x.json"},
+               "--method magic: expected rollout, flow, generation or activation");
+  expect_error({"explain", "--method", "generation", "--model", bert_model(), "--text", "x", "-o", tmp + "/x.json"},
+               "does not generate");
+  expect_error({"explain", "--method", "rollout", "--text", "Call me", "--position", "mask", "-o", tmp + "/x.json"},
+               "--position mask: the input has no mask token");
+  expect_error({"explain", "--method", "rollout", "--text", "Call me", "--position", "9", "-o", tmp + "/x.json"},
+               "--position 9: expected cls, last, mask or a token index");
+  expect_error({"explain", "--method", "rollout", "--text", "x", "--fusion", "median", "-o", tmp + "/x.json"},
+               "--fusion median");
+  expect_error({"explain", "--method", "rollout", "--text", "x", "-o", tmp + "/x.txt"},
+               "expected a file ending in .json");
+  expect_error({"explain", "--method", "activation", "--text", "x", "--layer", "9", "-o", tmp + "/x.json"},
+               "--layer 9: expected 0..4");
 }

@@ -1,0 +1,305 @@
+// attnscope explain: why the model predicts what it predicts. Methods that need only the captured
+// attention and hidden states (rollout, flow, generation, activation).
+#include "explain.h"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "attnscope/analysis.h"
+#include "attnscope/checkpoint.h"
+#include "attnscope/error.h"
+#include "attnscope/explain.h"
+#include "attnscope/image.h"
+#include "attnscope/report.h"
+
+namespace attnscope::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kMethods{"rollout", "flow", "generation", "activation"};
+
+std::string extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  if (ext != ".json" && ext != ".html" && ext != ".png" && ext != ".svg" && ext != ".pdf")
+    throw Error("-o " + path + ": expected a file ending in .json, .html, .png, .svg or .pdf, found '" +
+                (ext.empty() ? "no extension" : ext) + "'");
+  return ext;
+}
+
+void write_text(const std::string& path, const std::string& s) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw Error("-o " + path + ": cannot write the file");
+  f << s;
+  if (!f.flush()) throw Error("-o " + path + ": writing failed");
+}
+
+// The position whose row is explained: --position N (negative from the end), cls, last, mask;
+// default: the first [MASK] of a masked-LM input, the last token of a causal model, else 0.
+int64_t explained_position(const std::string& arg, const Model& m, const Tokenizer* tok, const Encoding& enc) {
+  const int64_t n = int64_t(enc.size());
+  auto first_mask = [&]() -> int64_t {
+    if (!tok) return -1;
+    auto mask = mask_token_id(*tok);
+    if (!mask) return -1;
+    auto it = std::find(enc.ids.begin(), enc.ids.end(), *mask);
+    return it == enc.ids.end() ? -1 : int64_t(it - enc.ids.begin());
+  };
+  if (arg.empty()) {
+    if (m.info().head == "mlm" && first_mask() >= 0) return first_mask();
+    return m.info().causal ? n - 1 : 0;
+  }
+  if (arg == "cls") return 0;
+  if (arg == "last") return n - 1;
+  if (arg == "mask") {
+    const int64_t k = first_mask();
+    if (k < 0) throw Error("--position mask: the input has no mask token");
+    return k;
+  }
+  char* end = nullptr;
+  const long long v = std::strtoll(arg.c_str(), &end, 10);
+  if (arg.empty() || *end != '\0' || v < -n || v >= n)
+    throw Error("--position " + arg + ": expected cls, last, mask or a token index in " + std::to_string(-n) + ".." +
+                std::to_string(n - 1));
+  return v < 0 ? n + v : v;
+}
+
+Matrix square_matrix(const Square& s, const std::vector<std::string>& rows, const std::vector<std::string>& cols) {
+  Matrix m;
+  m.rows = m.cols = s.n;
+  m.values.assign(s.v.begin(), s.v.end());
+  m.row_labels = rows;
+  m.col_labels = cols;
+  return m;
+}
+
+struct Output {
+  std::string method, title;
+  std::vector<std::string> notes;
+  nlohmann::json json;
+  // One row of scores over the tokens (token view / image overlay) ...
+  std::vector<std::string> tokens;
+  std::vector<double> row;
+  int64_t position = -1;
+  // ... and/or a matrix (heatmap / table).
+  Matrix matrix;
+  bool annotate = false, lower_triangle = false;
+  std::string image;  // image models: the input image (row drawn over its patches)
+  int64_t grid = 0;
+};
+
+void write_output(const Output& o, const ExplainArgs& a) {
+  const std::string ext = extension(a.out);
+  if (ext == ".json") {
+    write_text(a.out, o.json.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    return;
+  }
+  // Colours: the row scaled to its largest value away from the explained position itself (which
+  // rollout's identity term dominates); the numbers themselves stay unscaled.
+  std::vector<float> scaled;
+  std::string legend;
+  if (!o.row.empty()) {
+    double mx = 0;
+    for (size_t i = 0; i < o.row.size(); ++i)
+      if (int64_t(i) != o.position) mx = std::max(mx, std::fabs(o.row[i]));
+    for (double v : o.row) scaled.push_back(float(mx > 0 ? std::clamp(v / mx, -1.0, 1.0) : 0.0));
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "colour: value / %.4g (the largest value at another position); outlined: the explained position", mx);
+    legend = buf;
+  }
+  if (ext == ".html") {
+    Report r;
+    r.title = o.title;
+    r.notes = o.notes;
+    if (!o.row.empty()) {
+      r.tokens = o.tokens;
+      r.scores = scaled;
+      r.raw = o.row;
+      r.highlight = o.position;
+      r.notes.push_back(legend);
+    }
+    r.table = o.matrix;
+    r.lower_triangle = o.lower_triangle;
+    write_text(a.out, report_html(r));
+    return;
+  }
+  if (o.matrix.rows > 0 && (o.row.empty() || a.all_rows)) {
+    HeatmapOptions ho;
+    ho.title = o.title;
+    ho.annotate = o.annotate;
+    ho.x_label = o.method == "activation" ? "Tokens" : "Input Tokens";
+    ho.y_label = o.method == "activation" ? "Layer" : "Output Tokens";
+    render_heatmap(o.matrix, ho, a.out);
+    return;
+  }
+  if (!o.image.empty()) {
+    std::vector<float> map(o.row.begin() + 1, o.row.end());  // the patches, without [CLS]
+    Image im = convert_channels(load_image(o.image), 3);
+    OverlayOptions oo;
+    oo.title = o.title;
+    oo.cmap = "jet";
+    render_image_attention(im.data.data(), im.width, im.height, o.grid, map, oo, a.out);
+    return;
+  }
+  TokenScoresOptions to;
+  to.title = o.title;
+  to.legend = legend;
+  to.highlight = o.position;
+  render_token_scores(o.tokens, scaled, to, a.out);
+}
+
+}  // namespace
+
+void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
+  add_model(c, common);
+  add_text(c, common);
+  c->add_option("--method", a.method, "rollout, flow, generation or activation")->required();
+  c->add_option("-o,--output", a.out, "output: .json (every number), .html, .png, .svg or .pdf")->required();
+  c->add_option("--position", a.position,
+                "the output position explained: an index (negative from the end), cls, last or mask "
+                "(default: the first [MASK], the last token of a causal model, else 0)");
+  c->add_flag("--all-rows", a.all_rows, "rollout/flow: every output position (a token x token matrix)");
+  c->add_option("--fusion", a.rollout.fusion, "rollout/flow: how heads are fused: mean (default), max, min");
+  c->add_option("--discard", a.rollout.discard_ratio, "rollout/flow: share of the lowest weights dropped (default 0)");
+  c->add_option("--start-layer", a.rollout.start_layer, "rollout/flow: first layer of the product (default 0)");
+  c->add_option("--layer", a.layer, "activation: the layer drawn (0 = embeddings; default the last)");
+  c->add_option("--p", a.p, "activation: the power p of ||h||_p^p (default 2)");
+  c->add_option("--max-new-tokens,-n", a.max_new_tokens, "generation: tokens to generate (default 20)");
+  c->add_flag("--sigmoid", a.sigmoid, "generation: colour by the sigmoid-normalised display (the numbers stay exact)");
+}
+
+int run_explain(const Common& o, const ExplainArgs& a) {
+  if (std::find(kMethods.begin(), kMethods.end(), a.method) == kMethods.end())
+    throw Error("--method " + a.method + ": expected rollout, flow, generation or activation");
+  const std::string ext = extension(a.out);
+  if (ext == ".png" || ext == ".svg" || ext == ".pdf") check_figure_path(a.out);
+  Checkpoint ck(model_dir(o));
+  auto model = load_model(ck);
+  const ModelInfo& info = model->info();
+  std::unique_ptr<Tokenizer> tok;
+  Output out;
+  out.method = a.method;
+  nlohmann::json& j = out.json;
+  j["method"] = a.method;
+  j["model"] = ck.dir();
+  j["model_type"] = info.model_type;
+  const auto t0 = std::chrono::steady_clock::now();
+
+  if (a.method == "generation") {
+    if (!info.causal || info.head != "lm")
+      throw Error("--method generation: model_type '" + info.model_type +
+                  "' does not generate (expected a causal language model: gpt2, llama, qwen2, mistral)");
+    if (!o.image.empty()) throw Error("--method generation: takes a text prompt, not an image");
+    Prepared p = prepare(o, *model, ck.dir(), tok);
+    GenerateOptions g;
+    g.max_new_tokens = a.max_new_tokens;
+    Generation gen = model->generate(p.enc.ids, g, [](const std::vector<int64_t>&) { return false; });
+    const Square table = generation_attention(gen.attention, int64_t(gen.prompt_length));
+    std::vector<std::string> labels;
+    for (int64_t id : gen.ids) labels.push_back(tok->display_of(id));
+    const Square shown = a.sigmoid ? sigmoid_display(table, int64_t(gen.prompt_length)) : table;
+    out.matrix = square_matrix(shown, labels, labels);
+    out.annotate = true;
+    out.lower_triangle = true;
+    out.title = std::string("Attention while generating") + (a.sigmoid ? " (sigmoid display)" : "");
+    std::string text;
+    for (size_t i = gen.prompt_length; i < gen.ids.size(); ++i) text += tok->display_of(gen.ids[i]);
+    out.notes = {"greedy generation of " + std::to_string(gen.ids.size() - gen.prompt_length) + " tokens after a " +
+                     std::to_string(gen.prompt_length) + "-token prompt: " + text,
+                 "row t: per layer the head-mean attention of the query at t-1, first column set to 0, renormalised, "
+                 "averaged over layers; prompt rows are the identity"};
+    j["tokens"] = labels;
+    j["prompt_length"] = gen.prompt_length;
+    j["generated_text"] = text;
+    j["table"] = nlohmann::json::array();
+    for (int64_t t = 0; t < table.n; ++t)
+      j["table"].push_back(std::vector<double>(table.v.begin() + t * table.n, table.v.begin() + t * table.n + t + 1));
+    if (a.sigmoid) {
+      j["sigmoid"] = nlohmann::json::array();
+      for (int64_t t = 0; t < shown.n; ++t)
+        j["sigmoid"].push_back(
+            std::vector<double>(shown.v.begin() + t * shown.n, shown.v.begin() + t * shown.n + t + 1));
+    }
+    std::cerr << "attnscope: generated: " << text << "\n";
+  } else {
+    Prepared p = prepare(o, *model, ck.dir(), tok);
+    TraceOptions to;
+    to.hidden = a.method == "activation";
+    to.attention = a.method != "activation";
+    Trace tr = model->forward(p.in, to);
+    const int64_t n = int64_t(p.enc.size());
+    out.tokens = p.enc.display;
+    j["tokens"] = p.enc.display;
+    if (info.image) {
+      out.image = o.image;
+      out.grid = info.grid();
+      j["patch_grid"] = std::to_string(info.grid()) + "x" + std::to_string(info.grid());
+    }
+    if (a.method == "activation") {
+      const auto e = activation_energy(tr.hidden, a.p);
+      const int64_t layer = a.layer < 0 ? int64_t(e.size()) + a.layer : a.layer;
+      if (layer < 0 || layer >= int64_t(e.size()))
+        throw Error("--layer " + std::to_string(a.layer) + ": expected 0.." + std::to_string(e.size() - 1) +
+                    " (0 = embeddings) or negative from the end");
+      out.row = e[size_t(layer)];
+      Matrix m;
+      m.rows = int64_t(e.size());
+      m.cols = n;
+      for (size_t l = 0; l < e.size(); ++l) {
+        m.row_labels.push_back(l == 0 ? "embeddings" : "layer " + std::to_string(l - 1));
+        m.values.insert(m.values.end(), e[l].begin(), e[l].end());
+      }
+      m.col_labels = p.enc.display;
+      out.matrix = m;
+      out.title = "Activation energy ||h||_" + std::to_string(int(a.p)) + "^" + std::to_string(int(a.p)) + ", " +
+                  (layer == 0 ? std::string("embeddings") : "after layer " + std::to_string(layer - 1));
+      out.notes = {
+          "per token: the sum over the hidden dimension of |h|^p, L2-normalised over the tokens of each layer "
+          "(Zagoruyko & Komodakis, attention transfer)"};
+      j["p"] = a.p;
+      j["layer"] = layer;
+      j["layers"] = e;
+      j["row"] = out.row;
+    } else {
+      const int64_t pos = explained_position(a.position, *model, tok.get(), p.enc);
+      out.position = pos;
+      const bool flow = a.method == "flow";
+      std::vector<int64_t> rows;
+      if (!a.all_rows) rows = {pos};
+      const Square r =
+          flow ? attention_flow(tr.attention, a.rollout, rows) : attention_rollout(tr.attention, a.rollout);
+      out.row.assign(r.v.begin() + pos * n, r.v.begin() + (pos + 1) * n);
+      if (a.all_rows) out.matrix = square_matrix(r, p.enc.display, p.enc.display);
+      out.title = std::string(flow ? "Attention flow" : "Attention rollout") + " from " + p.enc.display[size_t(pos)] +
+                  " (position " + std::to_string(pos) + ")";
+      out.notes = {
+          std::string(flow ? "maximum flow through " : "product of ") +
+              "(W + I) / rowsum per layer, W = " + a.rollout.fusion + " over heads" +
+              (a.rollout.discard_ratio > 0 ? ", lowest " + std::to_string(a.rollout.discard_ratio) + " dropped" : "") +
+              ", layers " + std::to_string(a.rollout.start_layer) + ".." + std::to_string(info.n_layers - 1),
+          "Abnar & Zuidema, Quantifying Attention Flow in Transformers (ACL 2020)"};
+      j["position"] = pos;
+      j["options"] = {{"fusion", a.rollout.fusion},
+                      {"discard_ratio", a.rollout.discard_ratio},
+                      {"start_layer", a.rollout.start_layer}};
+      j["row"] = out.row;
+      if (a.all_rows) {
+        j["matrix"] = nlohmann::json::array();
+        for (int64_t i = 0; i < n; ++i)
+          j["matrix"].push_back(std::vector<double>(r.v.begin() + i * n, r.v.begin() + (i + 1) * n));
+      }
+    }
+  }
+  j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_output(out, a);
+  std::cout << a.out << "\n";
+  return 0;
+}
+
+}  // namespace attnscope::cli

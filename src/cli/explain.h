@@ -1,0 +1,21 @@
+// The explain subcommand (src/cli/explain.cpp).
+#pragma once
+#include <string>
+
+#include "attnscope/explain.h"
+#include "cli.h"
+
+namespace attnscope::cli {
+
+struct ExplainArgs {
+  std::string method, out, position;
+  bool all_rows = false, sigmoid = false;
+  RolloutOptions rollout;
+  int64_t layer = -1, max_new_tokens = 20;
+  double p = 2;
+};
+
+void add_explain(CLI::App* c, Common& common, ExplainArgs& a);
+int run_explain(const Common& o, const ExplainArgs& a);
+
+}  // namespace attnscope::cli
