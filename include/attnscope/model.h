@@ -81,6 +81,24 @@ struct Generation {
   double seconds = 0;  // time spent generating (excluding loading)
 };
 
+// What a gradient explains: F = a logit, probability or log-probability of `index` (a token id,
+// or a class for classifiers) at output `position` (ignored by classifiers).
+struct Target {
+  int64_t position = 0;
+  int64_t index = 0;
+  std::string kind = "logit";  // logit | prob | logprob
+};
+
+struct GradientOptions {
+  bool attention = false;  // also keep every layer's attention and its gradient (batch item 0)
+};
+
+struct Gradients {
+  std::vector<double> value;                     // F for each batch item
+  Array grad;                                    // dF/dfeatures, [B, ...features shape]
+  std::vector<Array> attention, attention_grad;  // per layer [heads, T, T] (with GradientOptions::attention)
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -95,6 +113,16 @@ class Model {
   // stop(ids) is asked after every new token; true ends generation. Throws Error for encoders.
   virtual Generation generate(const std::vector<int64_t>& prompt, const GenerateOptions& opts,
                               const std::function<bool(const std::vector<int64_t>&)>& stop) const;
+
+  // The input features gradients are taken with respect to: text models the word-embedding output
+  // [T, d_model] (positions and token types are added inside, as Captum's LayerIntegratedGradients
+  // on the word embeddings); image models the preprocessed pixels [C, H, W].
+  virtual Array features(const ModelInput& in) const = 0;
+  // F (see Target) and dF/dfeatures for a batch of feature arrays, each the shape features(in)
+  // gives; everything else (positions, token types, the causal mask) comes from `in`. One
+  // backward pass for the batch.
+  virtual Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& target,
+                              const GradientOptions& opts) const = 0;
 };
 
 // Picks the family from config.json's model_type, loads and checks every weight.

@@ -21,7 +21,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kMethods{"rollout", "flow", "generation", "activation"};
+const std::vector<std::string> kMethods{"rollout",       "flow",         "generation",           "activation",
+                                        "saliency",      "grad-x-input", "integrated-gradients", "occlusion",
+                                        "grad-attention"};
+const char* kMethodList =
+    "rollout, flow, generation, activation, saliency, grad-x-input, integrated-gradients, occlusion or grad-attention";
 
 std::string extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -91,6 +95,7 @@ struct Output {
   bool annotate = false, lower_triangle = false;
   std::string image;  // image models: the input image (row drawn over its patches)
   int64_t grid = 0;
+  bool signed_scores = false;  // the row is signed evidence (red/green, robust scaling)
 };
 
 void write_output(const Output& o, const ExplainArgs& a) {
@@ -103,7 +108,17 @@ void write_output(const Output& o, const ExplainArgs& a) {
   // rollout's identity term dominates); the numbers themselves stay unscaled.
   std::vector<float> scaled;
   std::string legend;
-  if (!o.row.empty()) {
+  if (!o.row.empty() && o.signed_scores) {
+    double t = 0;
+    const auto s = robust_scale(o.row, 0.98, &t);
+    scaled.assign(s.begin(), s.end());
+    char buf[160];
+    std::snprintf(
+        buf, sizeof buf,
+        "colour: value / %.4g (98%% of the total |value| lies below), clipped to [-1, 1]; green positive, red negative",
+        t);
+    legend = buf;
+  } else if (!o.row.empty()) {
     double mx = 0;
     for (size_t i = 0; i < o.row.size(); ++i)
       if (int64_t(i) != o.position) mx = std::max(mx, std::fabs(o.row[i]));
@@ -122,6 +137,7 @@ void write_output(const Output& o, const ExplainArgs& a) {
       r.scores = scaled;
       r.raw = o.row;
       r.highlight = o.position;
+      r.signed_scores = o.signed_scores;
       r.notes.push_back(legend);
     }
     r.table = o.matrix;
@@ -140,6 +156,8 @@ void write_output(const Output& o, const ExplainArgs& a) {
   }
   if (!o.image.empty()) {
     std::vector<float> map(o.row.begin() + 1, o.row.end());  // the patches, without [CLS]
+    if (o.signed_scores)                                     // the overlay shows magnitude
+      for (float& v : map) v = std::fabs(v);
     Image im = convert_channels(load_image(o.image), 3);
     OverlayOptions oo;
     oo.title = o.title;
@@ -151,7 +169,153 @@ void write_output(const Output& o, const ExplainArgs& a) {
   to.title = o.title;
   to.legend = legend;
   to.highlight = o.position;
+  to.signed_scores = o.signed_scores;
   render_token_scores(o.tokens, scaled, to, a.out);
+}
+
+// The target of a gradient method: position (text) and token id / class.
+Target resolve_target(const Model& m, const Tokenizer* tok, const Prepared& p, const ExplainArgs& a, int64_t position,
+                      std::string* described) {
+  const ModelInfo& info = m.info();
+  Target t;
+  t.kind = a.target_kind;
+  t.position = position;
+  if (info.head == "classifier") {
+    t.position = 0;
+    if (a.target.empty() && a.target_id < 0) {
+      TraceOptions to;
+      to.attention = false;
+      to.logits = true;
+      Trace tr = m.forward(p.in, to);
+      t.index = top_k(tr.logits.ptr(), tr.logits.numel(), 1)[0].id;
+    } else if (a.target_id >= 0) {
+      t.index = a.target_id;
+    } else {
+      auto it = std::find(info.labels.begin(), info.labels.end(), a.target);
+      if (it != info.labels.end()) {
+        t.index = it - info.labels.begin();
+      } else {
+        char* end = nullptr;
+        const long long v = std::strtoll(a.target.c_str(), &end, 10);
+        if (*end != '\0' || v < 0 || v >= int64_t(info.labels.size()))
+          throw Error("--target " + a.target + ": expected a class label or an index 0.." +
+                      std::to_string(info.labels.size() - 1));
+        t.index = v;
+      }
+    }
+    if (t.index < 0 || t.index >= int64_t(info.labels.size()))
+      throw Error("--target-id " + std::to_string(t.index) + ": outside the classes 0.." +
+                  std::to_string(info.labels.size() - 1));
+    *described = "class " + std::to_string(t.index) + " (" + info.labels[size_t(t.index)] + ")";
+    return t;
+  }
+  if (info.head != "lm" && info.head != "mlm")
+    throw Error("model_type '" + info.model_type +
+                "' has no output head to explain (expected a language-model, "
+                "masked-LM or classification head)");
+  if (a.target_id >= 0) {
+    if (a.target_id >= info.vocab_size)
+      throw Error("--target-id " + std::to_string(a.target_id) + ": outside the vocabulary 0.." +
+                  std::to_string(info.vocab_size - 1));
+    t.index = a.target_id;
+  } else if (!a.target.empty()) {
+    Encoding e = tok->encode(a.target);
+    std::vector<int64_t> ids;
+    std::vector<std::string> shown;
+    for (size_t i = 0; i < e.size(); ++i)
+      if (!e.special[i]) ids.push_back(e.ids[i]), shown.push_back("\"" + e.display[i] + "\"");
+    if (ids.size() != 1) {
+      std::string how;
+      for (const auto& s : shown) how += (how.empty() ? "" : " ") + s;
+      throw Error("--target \"" + a.target + "\": expected one token, found " + std::to_string(ids.size()) +
+                  (ids.empty() ? "" : ": " + how) + " (pass one of them, or --target-id)");
+    }
+    t.index = ids[0];
+  } else {
+    TraceOptions to;
+    to.attention = false;
+    to.logits = true;
+    Trace tr = m.forward(p.in, to);
+    t.index = top_k(tr.logits.ptr() + position * info.vocab_size, info.vocab_size, 1)[0].id;
+  }
+  *described = "token " + std::to_string(t.index) + " \"" + tok->display_of(t.index) + "\" at position " +
+               std::to_string(position) +
+               (info.causal ? " (the next token after \"" + p.enc.display[size_t(position)] + "\")" : "");
+  return t;
+}
+
+void explain_gradients(const Model& m, const Checkpoint& ck, const Common& o, const ExplainArgs& a, Output& out,
+                       std::unique_ptr<Tokenizer>& tok) {
+  const ModelInfo& info = m.info();
+  Prepared p = prepare(o, m, ck.dir(), tok);
+  nlohmann::json& j = out.json;
+  const int64_t pos = info.image ? 0 : explained_position(a.position, m, tok.get(), p.enc);
+  std::string described;
+  const Target t = resolve_target(m, tok.get(), p, a, pos, &described);
+  // The baseline x': zero features, or the features of [CLS] + [PAD]... + [SEP].
+  const Array x = m.features(p.in);
+  Array baseline = Array::zeros(x.shape);
+  if (a.baseline == "pad") {
+    if (info.image) throw Error("--baseline pad: images take --baseline zero");
+    auto pad = tok->token_to_id("[PAD]");
+    if (!pad) pad = tok->token_to_id("<pad>");
+    if (!pad) throw Error("--baseline pad: the tokenizer has no [PAD] or <pad> token (use --baseline zero)");
+    ModelInput b = p.in;
+    for (size_t i = 0; i < b.ids.size(); ++i)
+      if (!p.enc.special[i]) b.ids[i] = *pad;
+    baseline = m.features(b);
+  } else if (a.baseline != "zero") {
+    throw Error("--baseline " + a.baseline + ": expected zero or pad");
+  }
+  AttributionOptions ao = a.attribution;
+  ao.method = a.method;
+  if (info.image && ao.method == "occlusion") ao.window = info.patch_size;
+  const Attribution r = attribute(m, p.in, t, baseline, ao);
+  std::string reduce = a.reduce.empty() ? (a.method == "saliency" ? "l2" : "sum") : a.reduce;
+  std::vector<double> scores;
+  bool signed_scores = true;
+  if (!r.attr.empty()) {
+    scores = reduce_attribution(r.attr, reduce, info.image ? info.patch_size : 0);
+    signed_scores = reduce != "l2";
+  } else {
+    scores = r.per_unit;
+    reduce = a.method == "occlusion" ? "F(x) - F(x with the unit occluded)" : "row of the relevance matrix";
+    if (a.method == "grad-attention" && !a.attribution.signed_evidence) signed_scores = false;
+  }
+  if (info.image) {
+    // scores per patch (occlusion, reductions) or per token incl. [CLS] (grad-attention): the
+    // token view below is over [CLS] + patches.
+    if (int64_t(scores.size()) == info.grid() * info.grid()) scores.insert(scores.begin(), 0.0);
+    out.image = o.image;
+    out.grid = info.grid();
+  }
+  out.tokens = p.enc.display;
+  out.row = scores;
+  out.position = info.image ? -1 : pos;
+  out.signed_scores = signed_scores;
+  out.title = a.method + " for " + described;
+  out.notes = {"F = " + t.kind + " of " + described + " = " + std::to_string(r.value),
+               "per token: " + reduce +
+                   (a.method == "integrated-gradients"
+                        ? "; " + std::to_string(ao.steps) + " steps (" + ao.rule + "), baseline " + a.baseline +
+                              ", convergence delta " + std::to_string(r.delta)
+                        : "")};
+  j["tokens"] = p.enc.display;
+  j["position"] = pos;
+  j["target"] = {{"index", t.index}, {"kind", t.kind}, {"described", described}};
+  j["value"] = r.value;
+  j["scores"] = scores;
+  j["reduce"] = reduce;
+  j["passes"] = r.passes;
+  if (a.method == "integrated-gradients") {
+    j["steps"] = ao.steps;
+    j["rule"] = ao.rule;
+    j["baseline"] = a.baseline;
+    j["baseline_value"] = r.baseline_value;
+    j["convergence_delta"] = r.delta;
+    std::cerr << "attnscope: integrated gradients: F(x) = " << r.value << ", F(x') = " << r.baseline_value
+              << ", convergence delta " << r.delta << "\n";
+  }
 }
 
 }  // namespace
@@ -159,7 +323,7 @@ void write_output(const Output& o, const ExplainArgs& a) {
 void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
   add_model(c, common);
   add_text(c, common);
-  c->add_option("--method", a.method, "rollout, flow, generation or activation")->required();
+  c->add_option("--method", a.method, kMethodList)->required();
   c->add_option("-o,--output", a.out, "output: .json (every number), .html, .png, .svg or .pdf")->required();
   c->add_option("--position", a.position,
                 "the output position explained: an index (negative from the end), cls, last or mask "
@@ -172,11 +336,28 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
   c->add_option("--p", a.p, "activation: the power p of ||h||_p^p (default 2)");
   c->add_option("--max-new-tokens,-n", a.max_new_tokens, "generation: tokens to generate (default 20)");
   c->add_flag("--sigmoid", a.sigmoid, "generation: colour by the sigmoid-normalised display (the numbers stay exact)");
+  c->add_option("--target", a.target,
+                "gradient methods: the token (a string that is one token, e.g. \" Paris\") or class (label or index); "
+                "default: the predicted one");
+  c->add_option("--target-id", a.target_id, "gradient methods: the target as a token id");
+  c->add_option("--target-kind", a.target_kind, "gradient methods: F is the logit (default), prob or logprob");
+  c->add_option("--baseline", a.baseline,
+                "integrated-gradients/occlusion: zero (zero embedding / zero pixels, default) or pad "
+                "([CLS] + [PAD]... + [SEP], text)");
+  c->add_option("--reduce", a.reduce,
+                "per-token reduction: l2 (saliency default), sum (grad-x-input/integrated-gradients default), signed");
+  c->add_option("--steps", a.attribution.steps, "integrated-gradients: integration points (default 50)");
+  c->add_option("--rule", a.attribution.rule,
+                "integrated-gradients: gausslegendre (default), riemann_left, riemann_right, riemann_middle, "
+                "riemann_trapezoid");
+  c->add_option("--batch", a.attribution.batch, "inputs per forward/backward pass (default 16; bounds memory)");
+  c->add_option("--window", a.attribution.window, "occlusion: tokens per occluded span (default 1; images: a patch)");
+  c->add_flag("--signed", a.attribution.signed_evidence, "grad-attention: keep negative evidence");
 }
 
 int run_explain(const Common& o, const ExplainArgs& a) {
   if (std::find(kMethods.begin(), kMethods.end(), a.method) == kMethods.end())
-    throw Error("--method " + a.method + ": expected rollout, flow, generation or activation");
+    throw Error("--method " + a.method + ": expected " + kMethodList);
   const std::string ext = extension(a.out);
   if (ext == ".png" || ext == ".svg" || ext == ".pdf") check_figure_path(a.out);
   Checkpoint ck(model_dir(o));
@@ -227,6 +408,8 @@ int run_explain(const Common& o, const ExplainArgs& a) {
             std::vector<double>(shown.v.begin() + t * shown.n, shown.v.begin() + t * shown.n + t + 1));
     }
     std::cerr << "attnscope: generated: " << text << "\n";
+  } else if (a.method != "rollout" && a.method != "flow" && a.method != "activation") {
+    explain_gradients(*model, ck, o, a, out, tok);
   } else {
     Prepared p = prepare(o, *model, ck.dir(), tok);
     TraceOptions to;

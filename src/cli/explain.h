@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 
+#include "attnscope/attribution.h"
 #include "attnscope/explain.h"
 #include "cli.h"
 
@@ -13,6 +14,10 @@ struct ExplainArgs {
   RolloutOptions rollout;
   int64_t layer = -1, max_new_tokens = 20;
   double p = 2;
+  // Gradient and perturbation methods.
+  std::string target, target_kind = "logit", baseline = "zero", reduce;
+  int64_t target_id = -1;
+  AttributionOptions attribution;
 };
 
 void add_explain(CLI::App* c, Common& common, ExplainArgs& a);

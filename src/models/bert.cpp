@@ -195,8 +195,9 @@ Weights load_weights(const Checkpoint& ck, const BertConfig& c, std::string& pre
   return w;
 }
 
+// embeds: optional word embeddings [B, T, D] used instead of looking ids up (gradients).
 torch::Tensor forward_hidden(const BertConfig& c, const Weights& w, const torch::Tensor& ids,
-                             const torch::Tensor& types, Capture* cap) {
+                             const torch::Tensor& types, Capture* cap, const torch::Tensor& embeds = {}) {
   const int64_t B = ids.size(0), T = ids.size(1), D = c.D, H = c.H, hd = c.hd();
   torch::Tensor pos;
   if (c.kind == Kind::Roberta) {
@@ -206,7 +207,7 @@ torch::Tensor forward_hidden(const BertConfig& c, const Weights& w, const torch:
   } else {
     pos = torch::arange(T, torch::kLong).unsqueeze(0).expand({B, T});
   }
-  auto x = w.word.index_select(0, ids.reshape({-1})).view({B, T, D}) +
+  auto x = (embeds.defined() ? embeds : w.word.index_select(0, ids.reshape({-1})).view({B, T, D})) +
            w.pos.index_select(0, pos.reshape({-1})).view({B, T, D});
   if (c.kind != Kind::Distil) x = x + w.type.index_select(0, types.reshape({-1})).view({B, T, D});
   x = torch::layer_norm(x, {D}, w.ln_w, w.ln_b, c.eps);
@@ -279,6 +280,28 @@ class BertFamilyModel final : public Model {
     auto types = in.type_ids.empty() ? torch::zeros_like(ids) : ids_tensor(in.type_ids);
     auto h = forward_hidden(cfg_, w_, ids, types, &cap);
     return to_trace(cap, o.logits ? mlm_logits(cfg_, w_, h) : torch::Tensor());
+  }
+
+  Array features(const ModelInput& in) const override {
+    check_tokens(in, cfg_.V, cfg_.max_tokens(), "max_position_embeddings", cfg_.types);
+    torch::NoGradGuard no_grad;
+    return array_of(w_.word.index_select(0, ids_tensor(in.ids).reshape({-1})));  // (T, D)
+  }
+
+  Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& t,
+                      const GradientOptions& o) const override {
+    check_tokens(in, cfg_.V, cfg_.max_tokens(), "max_position_embeddings", cfg_.types);
+    if (!w_.mlm)
+      throw Error("the checkpoint has no masked-LM head (expected " + std::string(head_names(cfg_.kind).dense) +
+                  ".weight), so there is no output to explain");
+    const int64_t T = int64_t(in.ids.size());
+    auto run = [&](const torch::Tensor& x, Capture* cap) {
+      const int64_t B = x.size(0);
+      auto ids = ids_tensor(in.ids).expand({B, T});
+      auto types = (in.type_ids.empty() ? torch::zeros({1, T}, torch::kLong) : ids_tensor(in.type_ids)).expand({B, T});
+      return mlm_logits(cfg_, w_, forward_hidden(cfg_, w_, ids, types, cap, x));
+    };
+    return gradients_with(run, {T, cfg_.D}, batch, t, o, cfg_.L, cfg_.V, T);
   }
 
  private:

@@ -1,10 +1,13 @@
 #include "common.h"
 
+#include <cstring>
+
 #include <chrono>
 #include <cmath>
 #include <random>
 
 #include "attnscope/error.h"
+#include "attnscope/safetensors.h"
 #include "tensor_util.h"
 
 namespace attnscope {
@@ -12,6 +15,7 @@ namespace attnscope {
 void Capture::keep(int64_t l, const torch::Tensor& probs, const torch::Tensor& q_, const torch::Tensor& k_,
                    const torch::Tensor& v_) {
   const bool w = wants(l);
+  if (grad && w && probs.requires_grad()) probs.retain_grad();
   if (attention) attention_probs.push_back(w ? probs : torch::Tensor());
   if (qkv) {
     q.push_back(w ? q_ : torch::Tensor());
@@ -113,6 +117,61 @@ torch::Tensor ids_tensor(const std::vector<int64_t>& ids) {
 }  // namespace attnscope
 
 namespace attnscope {
+
+Array array_of(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kFloat32).contiguous();
+  Array a = Array::zeros(std::vector<int64_t>(c.sizes().begin(), c.sizes().end()));
+  std::memcpy(a.mutable_ptr(), c.data_ptr<float>(), size_t(c.numel()) * sizeof(float));
+  return a;
+}
+
+Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
+                         const std::vector<int64_t>& shape, const std::vector<Array>& batch, const Target& t,
+                         const GradientOptions& o, int64_t n_layers, int64_t n_outputs, int64_t n_positions) {
+  if (batch.empty()) throw Error("gradients: expected at least one input, found none");
+  if (t.kind != "logit" && t.kind != "prob" && t.kind != "logprob")
+    throw Error("--target-kind " + t.kind + ": expected logit, prob or logprob");
+  if (t.index < 0 || t.index >= n_outputs)
+    throw Error("target " + std::to_string(t.index) + ": outside the model's outputs 0.." +
+                std::to_string(n_outputs - 1));
+  std::vector<torch::Tensor> items;
+  for (const auto& a : batch) {
+    if (a.shape != shape)
+      throw Error("gradients: expected features of shape " + shape_str(shape) + ", found " + shape_str(a.shape));
+    items.push_back(torch::from_blob(const_cast<float*>(a.ptr()), shape, torch::kFloat32));
+  }
+  torch::AutoGradMode on(true);
+  auto x = torch::stack(items).clone().set_requires_grad(true);  // (B, ...)
+  Capture cap;
+  cap.attention = o.attention;
+  cap.grad = o.attention;
+  auto out = run(x, &cap);  // (B, T, V) or (B, classes)
+  if (out.dim() == 3) {
+    if (t.position < 0 || t.position >= n_positions)
+      throw Error("target position " + std::to_string(t.position) + ": outside 0.." + std::to_string(n_positions - 1));
+    out = out.select(1, t.position);
+  }
+  torch::Tensor f;  // (B,)
+  if (t.kind == "logit")
+    f = out.select(1, t.index);
+  else if (t.kind == "prob")
+    f = torch::softmax(out, 1).select(1, t.index);
+  else
+    f = torch::log_softmax(out, 1).select(1, t.index);
+  f.sum().backward();
+  Gradients g;
+  auto fv = f.detach().to(torch::kDouble).contiguous();
+  g.value.assign(fv.data_ptr<double>(), fv.data_ptr<double>() + fv.numel());
+  g.grad = array_of(x.grad());
+  if (o.attention) {
+    for (int64_t l = 0; l < n_layers; ++l) {
+      const auto& p = cap.attention_probs.at(size_t(l));
+      g.attention.push_back(array_of(p[0]));
+      g.attention_grad.push_back(p.grad().defined() ? array_of(p.grad()[0]) : Array::zeros(g.attention.back().shape));
+    }
+  }
+  return g;
+}
 
 Generation Model::generate(const std::vector<int64_t>&, const GenerateOptions&,
                            const std::function<bool(const std::vector<int64_t>&)>&) const {

@@ -13,6 +13,7 @@ namespace attnscope {
 
 struct Capture {
   bool attention = false, qkv = false, hidden = false;
+  bool grad = false;         // keep the attention's gradient too (retain_grad on the probabilities)
   std::vector<bool> layers;  // attention/q/k/v kept for these layers only; empty = all
   bool wants(int64_t l) const { return layers.empty() || (size_t(l) < layers.size() && layers[size_t(l)]); }
   std::vector<torch::Tensor> attention_probs;  // per layer [B, H, T, T] (undefined if not wanted)
@@ -63,5 +64,14 @@ torch::Tensor attention_softmax(const torch::Tensor& scores);
 void check_tokens(const ModelInput& in, int64_t vocab, int64_t max_positions, const char* positions_key,
                   int64_t type_vocab_size);
 torch::Tensor ids_tensor(const std::vector<int64_t>& ids);  // [1, T] int64
+
+// The shared part of Model::gradients: stacks the batch into one tensor that requires grad, runs
+// `run(features, cap)` -> output logits ([B, T, V] or [B, classes]), takes F per item and one
+// backward pass. `shape` is the features' shape without the batch dimension.
+Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
+                         const std::vector<int64_t>& shape, const std::vector<Array>& batch, const Target& t,
+                         const GradientOptions& o, int64_t n_layers, int64_t n_outputs, int64_t n_positions);
+// A tensor's values as an owning Array (any shape; detached, contiguous F32).
+Array array_of(const torch::Tensor& t);
 
 }  // namespace attnscope

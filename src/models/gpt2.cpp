@@ -147,12 +147,13 @@ std::vector<torch::Tensor> Weights::parameters() const {
   return out;
 }
 
-torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Tensor& ids, Capture* cap,
-                             KvCache* cache) {
+torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Tensor& ids, Capture* cap, KvCache* cache,
+                             const torch::Tensor& embeds) {
   const int64_t B = ids.size(0), T = ids.size(1), D = c.n_embd, H = c.n_head, hd = c.head_dim();
   const int64_t past = cache ? cache->length() : 0;
   auto pos = torch::arange(past, past + T, torch::kLong);
-  torch::Tensor x = w.wte.index_select(0, ids.reshape({-1})).view({B, T, D}) + w.wpe.index_select(0, pos);  // (B, T, D)
+  torch::Tensor x = (embeds.defined() ? embeds : w.wte.index_select(0, ids.reshape({-1})).view({B, T, D})) +
+                    w.wpe.index_select(0, pos);  // (B, T, D)
   if (cap && cap->hidden) cap->hidden_states.push_back(x);
   // Causal mask: key j > query i is masked, so those probabilities are exactly 0.
   auto future = torch::ones({T, past + T}, torch::kBool).triu(past + 1);

@@ -50,8 +50,9 @@ struct Weights {
 
 // ids: [B, T] int64. Returns the final hidden state after ln_f, [B, T, D].
 // With a cache: ids are the positions after the cached ones, and their keys/values are appended.
+// embeds: optional word embeddings [B, T, D] used instead of looking ids up (gradients).
 torch::Tensor forward_hidden(const Config& cfg, const Weights& w, const torch::Tensor& ids, Capture* cap,
-                             KvCache* cache = nullptr);
+                             KvCache* cache = nullptr, const torch::Tensor& embeds = {});
 // Logits [B, T, V].
 torch::Tensor logits(const Weights& w, const torch::Tensor& final_hidden);
 

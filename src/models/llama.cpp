@@ -201,12 +201,30 @@ class LlamaModel final : public Model {
     return generate_with(fn, info_, prompt, o, stop);
   }
 
+  Array features(const ModelInput& in) const override {
+    check_tokens(in, cfg_.V, cfg_.P, "max_position_embeddings", 0);
+    torch::NoGradGuard no_grad;
+    return array_of(w_.embed.index_select(0, ids_tensor(in.ids).reshape({-1})));  // (T, D)
+  }
+
+  Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& t,
+                      const GradientOptions& o) const override {
+    check_tokens(in, cfg_.V, cfg_.P, "max_position_embeddings", 0);
+    const int64_t T = int64_t(in.ids.size());
+    auto run = [&](const torch::Tensor& x, Capture* cap) {
+      auto ids = ids_tensor(in.ids).expand({x.size(0), T});
+      return torch::matmul(step(ids, nullptr, cap, x), w_.lm_head.t());
+    };
+    return gradients_with(run, {T, cfg_.D}, batch, t, o, cfg_.L, cfg_.V, T);
+  }
+
  private:
   // Runs ids [B, T_new] after the cached positions; appends to the cache when given.
-  torch::Tensor step(const torch::Tensor& ids, KvCache* cache, Capture* cap) const {
+  // embeds: optional token embeddings [B, T, D] used instead of looking ids up (gradients).
+  torch::Tensor step(const torch::Tensor& ids, KvCache* cache, Capture* cap, const torch::Tensor& embeds = {}) const {
     const int64_t B = ids.size(0), T = ids.size(1), H = cfg_.H, KV = cfg_.KV, hd = cfg_.hd;
     const int64_t past = cache ? cache->length() : 0, total = past + T;
-    auto x = w_.embed.index_select(0, ids.reshape({-1})).view({B, T, cfg_.D});
+    auto x = embeds.defined() ? embeds : w_.embed.index_select(0, ids.reshape({-1})).view({B, T, cfg_.D});
     if (cap && cap->hidden) cap->hidden_states.push_back(x);
     // cos/sin of the new positions, computed in double then rounded once.
     auto freqs = torch::outer(torch::arange(past, total, torch::kFloat64), inv_freq_);

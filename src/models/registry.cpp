@@ -57,6 +57,23 @@ class Gpt2Model final : public Model {
     return generate_with(fn, info_, prompt, o, stop);
   }
 
+  Array features(const ModelInput& in) const override {
+    check_tokens(in, cfg_.vocab_size, cfg_.n_positions, "n_positions", 0);
+    torch::NoGradGuard no_grad;
+    return array_of(w_.wte.index_select(0, ids_tensor(in.ids).reshape({-1})));  // (T, D)
+  }
+
+  Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& t,
+                      const GradientOptions& o) const override {
+    check_tokens(in, cfg_.vocab_size, cfg_.n_positions, "n_positions", 0);
+    const int64_t T = int64_t(in.ids.size());
+    auto run = [&](const torch::Tensor& x, Capture* cap) {
+      auto ids = ids_tensor(in.ids).expand({x.size(0), T});
+      return gpt2::logits(w_, gpt2::forward_hidden(cfg_, w_, ids, cap, nullptr, x));
+    };
+    return gradients_with(run, {T, cfg_.n_embd}, batch, t, o, cfg_.n_layer, cfg_.vocab_size, T);
+  }
+
  private:
   gpt2::Config cfg_;
   gpt2::Weights w_;

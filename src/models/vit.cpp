@@ -156,20 +156,43 @@ class VitModel final : public Model {
   const ModelInfo& info() const override { return info_; }
 
   Trace forward(const ModelInput& in, const TraceOptions& o) const override {
-    const std::vector<int64_t> want{cfg_.C, cfg_.image, cfg_.image};
-    if (in.pixels.empty()) throw Error("input: a ViT model takes an image (--image), found text");
-    if (in.pixels.shape != want)
-      throw Error("input: expected pixels of shape " + shape_str(want) + ", found " + shape_str(in.pixels.shape));
+    check_pixels(in);
     if (o.logits && !w_.cls_w.defined())
       throw Error("the checkpoint has no classification head (expected classifier.weight)");
     torch::NoGradGuard no_grad;
     Capture cap = capture_for(o, cfg_.L);
     auto px =
         torch::from_blob(const_cast<float*>(in.pixels.ptr()), {1, cfg_.C, cfg_.image, cfg_.image}, torch::kFloat32);
-    const int64_t B = 1, D = cfg_.D, H = cfg_.H, hd = D / H, T = cfg_.tokens();
+    auto logits = run(px, &cap, o.logits);
+    return to_trace(cap, logits);
+  }
+
+  Array features(const ModelInput& in) const override {
+    check_pixels(in);
+    return in.pixels;
+  }
+
+  Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& t,
+                      const GradientOptions& o) const override {
+    check_pixels(in);
+    if (!w_.cls_w.defined()) throw Error("the checkpoint has no classification head (expected classifier.weight)");
+    auto fn = [&](const torch::Tensor& x, Capture* cap) { return run(x, cap, true); };
+    return gradients_with(fn, {cfg_.C, cfg_.image, cfg_.image}, batch, t, o, cfg_.L, int64_t(labels_.size()), 1);
+  }
+
+ private:
+  void check_pixels(const ModelInput& in) const {
+    const std::vector<int64_t> want{cfg_.C, cfg_.image, cfg_.image};
+    if (in.pixels.empty()) throw Error("input: a ViT model takes an image (--image), found text");
+    if (in.pixels.shape != want)
+      throw Error("input: expected pixels of shape " + shape_str(want) + ", found " + shape_str(in.pixels.shape));
+  }
+  // px: [B, C, H, W] -> logits [B, classes] (undefined without with_logits).
+  torch::Tensor run(const torch::Tensor& px, Capture* cap, bool with_logits) const {
+    const int64_t B = px.size(0), D = cfg_.D, H = cfg_.H, hd = D / H, T = cfg_.tokens();
     auto patches = torch::conv2d(px, w_.proj_w, w_.proj_b, {cfg_.patch, cfg_.patch});                 // (B, D, g, g)
     auto x = torch::cat({w_.cls.expand({B, 1, D}), patches.flatten(2).transpose(1, 2)}, 1) + w_.pos;  // (B, T, D)
-    if (cap.hidden) cap.hidden_states.push_back(x);
+    if (cap->hidden) cap->hidden_states.push_back(x);
     const double scale = 1.0 / std::sqrt(double(hd));
     auto heads = [&](const torch::Tensor& t) { return t.view({B, T, H, hd}).permute({0, 2, 1, 3}); };
     for (int64_t i = 0; i < cfg_.L; ++i) {
@@ -177,22 +200,21 @@ class VitModel final : public Model {
       auto a = torch::layer_norm(x, {D}, l.ln1_w, l.ln1_b, cfg_.eps);
       auto q = heads(linear(a, l.q_w, l.q_b)), k = heads(linear(a, l.k_w, l.k_b)), v = heads(linear(a, l.v_w, l.v_b));
       auto probs = attention_softmax(torch::matmul(q, k.transpose(-1, -2)) * scale);
-      cap.keep(i, probs, q, k, v);
+      cap->keep(i, probs, q, k, v);
       auto ctx = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B, T, D});
       x = x + linear(ctx, l.o_w, l.o_b);
       auto m = torch::layer_norm(x, {D}, l.ln2_w, l.ln2_b, cfg_.eps);
       x = x + linear(activation(cfg_.act, linear(m, l.f1_w, l.f1_b)), l.f2_w, l.f2_b);
-      if (cap.hidden) cap.hidden_states.push_back(x);  // Hugging Face's hidden states are before the final norm
+      if (cap->hidden) cap->hidden_states.push_back(x);  // Hugging Face's hidden states are before the final norm
     }
     torch::Tensor logits;
-    if (o.logits) {
+    if (with_logits) {
       auto out = torch::layer_norm(x, {D}, w_.ln_w, w_.ln_b, cfg_.eps);
       logits = linear(out.select(1, 0), w_.cls_w, w_.cls_b);  // (B, classes) from [CLS]
     }
-    return to_trace(cap, logits);
+    return logits;
   }
 
- private:
   VitConfig cfg_;
   Weights w_;
   std::vector<std::string> labels_;

@@ -1,0 +1,47 @@
+// Gradient and perturbation attributions with Captum's definitions, computed through
+// Model::gradients (features = the word-embedding output for text, the pixels for images), and the
+// gradient-weighted attention rule of Chefer et al. (ICCV 2021). Facts: ../shared/reference/explain.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attnscope/array.h"
+#include "attnscope/model.h"
+
+namespace attnscope {
+
+struct AttributionOptions {
+  std::string method;                  // saliency | grad-x-input | integrated-gradients | occlusion | grad-attention
+  int64_t steps = 50;                  // integrated gradients: integration points
+  std::string rule = "gausslegendre";  // or riemann_left | riemann_right | riemann_middle | riemann_trapezoid
+  int64_t batch = 16;                  // inputs per forward/backward pass (bounds memory)
+  int64_t window = 1;                  // occlusion: tokens per occluded span (images: one patch)
+  bool signed_evidence = false;        // grad-attention: keep negative evidence (no (.)+)
+};
+
+struct Attribution {
+  Array attr;                    // per feature, the features' shape (empty for occlusion/grad-attention)
+  double value = 0;              // F(x)
+  double baseline_value = 0;     // F(x') (integrated gradients, occlusion: F with everything occluded is not used)
+  double delta = 0;              // integrated gradients: sum(attr) - (F(x) - F(x'))
+  std::vector<double> per_unit;  // occlusion: the drop F(x) - F(x with the unit occluded); grad-attention: the row
+  int64_t passes = 0;            // forward/backward passes run
+};
+
+// Integration points and weights on [0, 1] (Captum's approximation methods).
+void integration_points(const std::string& rule, int64_t steps, std::vector<double>* alphas,
+                        std::vector<double>* weights);
+
+// baseline: features of the reference input x' (same shape as model.features(in)); used by
+// integrated gradients (x') and occlusion (the replacement values).
+Attribution attribute(const Model& model, const ModelInput& in, const Target& target, const Array& baseline,
+                      const AttributionOptions& o);
+
+// Per-token (rows of a [T, D] attribution) or per-patch ([C, H, W] with the patch size) scores:
+// "l2" = L2 norm, normalised to sum 1 (unsigned; Ecco, LIT grad-norm); "sum" = sum over the
+// feature dimension divided by the L2 norm of those sums (signed; transformers-interpret);
+// "signed" = sum, scaled so the absolute values sum to 1 (LIT grad-dot-input).
+std::vector<double> reduce_attribution(const Array& attr, const std::string& how, int64_t patch = 0);
+
+}  // namespace attnscope

@@ -1,0 +1,235 @@
+#include "attnscope/attribution.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "attnscope/error.h"
+
+namespace attnscope {
+
+void integration_points(const std::string& rule, int64_t n, std::vector<double>* alphas, std::vector<double>* weights) {
+  if (n < 1) throw Error("--steps " + std::to_string(n) + ": expected at least 1");
+  alphas->assign(size_t(n), 0.0);
+  weights->assign(size_t(n), 1.0 / double(n));
+  if (rule == "gausslegendre") {
+    // Roots of the Legendre polynomial P_n (Newton from Chebyshev guesses), mapped from [-1, 1] to
+    // [0, 1] as Captum does with numpy's leggauss: alpha = (x + 1) / 2, weight = w / 2.
+    auto legendre = [n](double x, double* dp) {
+      double p0 = 1, p1 = x;
+      for (int64_t k = 2; k <= n; ++k) {
+        const double p2 = ((2.0 * double(k) - 1) * x * p1 - (double(k) - 1) * p0) / double(k);
+        p0 = p1, p1 = p2;
+      }
+      *dp = double(n) * (x * p1 - p0) / (x * x - 1);
+      return p1;
+    };
+    for (int64_t i = 0; i < n; ++i) {
+      double x = std::cos(M_PI * (double(i) + 0.75) / (double(n) + 0.5)), dp = 0;
+      for (int it = 0; it < 100; ++it) {
+        const double dx = legendre(x, &dp) / dp;
+        x -= dx;
+        if (std::fabs(dx) < 1e-16) break;
+      }
+      legendre(x, &dp);
+      (*alphas)[size_t(n - 1 - i)] = (x + 1) / 2;
+      (*weights)[size_t(n - 1 - i)] = 1.0 / ((1 - x * x) * dp * dp);
+    }
+  } else if (rule == "riemann_left") {
+    for (int64_t k = 0; k < n; ++k) (*alphas)[size_t(k)] = double(k) / double(n);
+  } else if (rule == "riemann_right") {
+    for (int64_t k = 0; k < n; ++k) (*alphas)[size_t(k)] = double(k + 1) / double(n);
+  } else if (rule == "riemann_middle") {
+    for (int64_t k = 0; k < n; ++k) (*alphas)[size_t(k)] = (double(k) + 0.5) / double(n);
+  } else if (rule == "riemann_trapezoid") {
+    if (n < 2) throw Error("--steps: riemann_trapezoid needs at least 2 steps");
+    for (int64_t k = 0; k < n; ++k) {
+      (*alphas)[size_t(k)] = double(k) / double(n - 1);
+      (*weights)[size_t(k)] = (k == 0 || k == n - 1 ? 0.5 : 1.0) / double(n - 1);
+    }
+  } else {
+    throw Error("--rule " + rule +
+                ": expected gausslegendre, riemann_left, riemann_right, riemann_middle or riemann_trapezoid");
+  }
+}
+
+namespace {
+
+Array copy_of(const Array& a) {
+  Array b = Array::zeros(a.shape);
+  std::copy(a.ptr(), a.ptr() + a.numel(), b.mutable_ptr());
+  return b;
+}
+
+// F (and gradients) for many inputs, `batch` at a time.
+Gradients batched(const Model& m, const ModelInput& in, const std::vector<Array>& xs, const Target& t, int64_t batch,
+                  int64_t* passes) {
+  Gradients all;
+  const int64_t per = xs.empty() ? 0 : xs[0].numel();
+  std::vector<int64_t> shape{int64_t(xs.size())};
+  if (!xs.empty()) shape.insert(shape.end(), xs[0].shape.begin(), xs[0].shape.end());
+  all.grad = Array::zeros(shape);
+  for (size_t b = 0; b < xs.size(); b += size_t(batch)) {
+    std::vector<Array> chunk(xs.begin() + long(b), xs.begin() + long(std::min(xs.size(), b + size_t(batch))));
+    Gradients g = m.gradients(in, chunk, t, {});
+    ++*passes;
+    all.value.insert(all.value.end(), g.value.begin(), g.value.end());
+    std::copy(g.grad.ptr(), g.grad.ptr() + g.grad.numel(), all.grad.mutable_ptr() + int64_t(b) * per);
+  }
+  return all;
+}
+
+}  // namespace
+
+Attribution attribute(const Model& m, const ModelInput& in, const Target& t, const Array& baseline,
+                      const AttributionOptions& o) {
+  if (o.batch < 1) throw Error("--batch " + std::to_string(o.batch) + ": expected at least 1");
+  const Array x = m.features(in);
+  if (!baseline.empty() && baseline.shape != x.shape) throw Error("baseline: expected the shape of the input features");
+  const int64_t n = x.numel();
+  Attribution r;
+  if (o.method == "saliency" || o.method == "grad-x-input") {
+    Gradients g = m.gradients(in, {x}, t, {});
+    r.passes = 1;
+    r.value = g.value[0];
+    r.attr = Array::zeros(x.shape);
+    for (int64_t k = 0; k < n; ++k)
+      r.attr.mutable_ptr()[k] = o.method == "saliency" ? std::fabs(g.grad.ptr()[k]) : g.grad.ptr()[k] * x.ptr()[k];
+    return r;
+  }
+  if (o.method == "integrated-gradients") {
+    std::vector<double> alphas, weights;
+    integration_points(o.rule, o.steps, &alphas, &weights);
+    std::vector<Array> path;
+    for (double a : alphas) {
+      Array p = Array::zeros(x.shape);
+      for (int64_t k = 0; k < n; ++k)
+        p.mutable_ptr()[k] = float(baseline.ptr()[k] + a * (x.ptr()[k] - baseline.ptr()[k]));
+      path.push_back(p);
+    }
+    path.push_back(copy_of(x));
+    path.push_back(copy_of(baseline));
+    Gradients g = batched(m, in, path, t, o.batch, &r.passes);
+    std::vector<double> acc(size_t(n), 0.0);
+    for (size_t s = 0; s < alphas.size(); ++s)
+      for (int64_t k = 0; k < n; ++k) acc[size_t(k)] += weights[s] * g.grad.ptr()[int64_t(s) * n + k];
+    r.attr = Array::zeros(x.shape);
+    double sum = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double v = (double(x.ptr()[k]) - baseline.ptr()[k]) * acc[size_t(k)];
+      r.attr.mutable_ptr()[k] = float(v);
+      sum += v;
+    }
+    r.value = g.value[alphas.size()];
+    r.baseline_value = g.value[alphas.size() + 1];
+    r.delta = sum - (r.value - r.baseline_value);
+    return r;
+  }
+  if (o.method == "occlusion") {
+    // Units: tokens (rows of [T, D]) in spans of `window`, or patches of a [C, H, W] image.
+    std::vector<Array> xs{copy_of(x)};
+    std::vector<std::vector<int64_t>> units;  // feature indices of each unit
+    if (x.shape.size() == 2) {
+      const int64_t T = x.dim(0), D = x.dim(1);
+      for (int64_t s = 0; s < T; ++s) {
+        std::vector<int64_t> idx;
+        for (int64_t tt = s; tt < std::min(T, s + o.window); ++tt)
+          for (int64_t d = 0; d < D; ++d) idx.push_back(tt * D + d);
+        units.push_back(idx);
+      }
+    } else {
+      const int64_t C = x.dim(0), H = x.dim(1), W = x.dim(2), p = o.window;
+      for (int64_t r0 = 0; r0 < H; r0 += p)
+        for (int64_t c0 = 0; c0 < W; c0 += p) {
+          std::vector<int64_t> idx;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t y = r0; y < std::min(H, r0 + p); ++y)
+              for (int64_t xx = c0; xx < std::min(W, c0 + p); ++xx) idx.push_back((c * H + y) * W + xx);
+          units.push_back(idx);
+        }
+    }
+    for (const auto& u : units) {
+      Array o2 = copy_of(x);
+      for (int64_t k : u) o2.mutable_ptr()[k] = baseline.ptr()[k];
+      xs.push_back(o2);
+    }
+    Gradients g = batched(m, in, xs, t, o.batch, &r.passes);
+    r.value = g.value[0];
+    for (size_t u = 0; u < units.size(); ++u) r.per_unit.push_back(g.value[0] - g.value[u + 1]);
+    return r;
+  }
+  if (o.method == "grad-attention") {
+    GradientOptions go;
+    go.attention = true;
+    Gradients g = m.gradients(in, {x}, t, go);
+    r.passes = 1;
+    r.value = g.value[0];
+    const int64_t T = g.attention[0].dim(1), H = g.attention[0].dim(0);
+    std::vector<double> R(size_t(T * T), 0.0), abar(size_t(T * T)), next(size_t(T * T));
+    for (int64_t i = 0; i < T; ++i) R[size_t(i * T + i)] = 1;
+    for (size_t l = 0; l < g.attention.size(); ++l) {
+      const float* a = g.attention[l].ptr();
+      const float* d = g.attention_grad[l].ptr();
+      for (int64_t k = 0; k < T * T; ++k) {
+        double s = 0;
+        for (int64_t h = 0; h < H; ++h) {
+          const double v = double(d[h * T * T + k]) * a[h * T * T + k];
+          s += o.signed_evidence ? v : std::max(0.0, v);
+        }
+        abar[size_t(k)] = s / double(H);
+      }
+      // R <- R + Abar . R
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j < T; ++j) {
+          double s = 0;
+          for (int64_t k = 0; k < T; ++k) s += abar[size_t(i * T + k)] * R[size_t(k * T + j)];
+          next[size_t(i * T + j)] = R[size_t(i * T + j)] + s;
+        }
+      R.swap(next);
+    }
+    const int64_t q = x.shape.size() == 2 ? t.position : 0;  // images: [CLS]
+    r.per_unit.assign(R.begin() + q * T, R.begin() + (q + 1) * T);
+    return r;
+  }
+  throw Error("--method " + o.method +
+              ": expected saliency, grad-x-input, integrated-gradients, occlusion or grad-attention");
+}
+
+std::vector<double> reduce_attribution(const Array& attr, const std::string& how, int64_t patch) {
+  std::vector<std::vector<double>> units;  // the attribution values of each token / patch
+  if (attr.shape.size() == 2) {
+    const int64_t T = attr.dim(0), D = attr.dim(1);
+    for (int64_t t = 0; t < T; ++t) units.emplace_back(attr.ptr() + t * D, attr.ptr() + (t + 1) * D);
+  } else if (attr.shape.size() == 3 && patch > 0) {
+    const int64_t C = attr.dim(0), H = attr.dim(1), W = attr.dim(2);
+    for (int64_t r0 = 0; r0 < H; r0 += patch)
+      for (int64_t c0 = 0; c0 < W; c0 += patch) {
+        std::vector<double> u;
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t y = r0; y < std::min(H, r0 + patch); ++y)
+            for (int64_t x = c0; x < std::min(W, c0 + patch); ++x) u.push_back(attr.ptr()[(c * H + y) * W + x]);
+        units.push_back(u);
+      }
+  } else {
+    throw Error("reduce: expected a [tokens, dim] or [channels, height, width] attribution");
+  }
+  std::vector<double> out;
+  if (how == "l2") {
+    for (const auto& u : units) out.push_back(std::sqrt(std::inner_product(u.begin(), u.end(), u.begin(), 0.0)));
+    const double s = std::accumulate(out.begin(), out.end(), 0.0);
+    if (s > 0)
+      for (double& v : out) v /= s;
+  } else if (how == "sum" || how == "signed") {
+    for (const auto& u : units) out.push_back(std::accumulate(u.begin(), u.end(), 0.0));
+    double norm = 0;
+    for (double v : out) norm += how == "sum" ? v * v : std::fabs(v);
+    if (how == "sum") norm = std::sqrt(norm);
+    if (norm > 0)
+      for (double& v : out) v /= norm;
+  } else {
+    throw Error("--reduce " + how + ": expected l2, sum or signed");
+  }
+  return out;
+}
+
+}  // namespace attnscope
