@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -386,6 +387,8 @@ int run_explain(const Common& o, const ExplainArgs& a) {
     for (int64_t id : gen.ids) labels.push_back(tok->display_of(id));
     const Square shown = a.sigmoid ? sigmoid_display(table, int64_t(gen.prompt_length)) : table;
     out.matrix = square_matrix(shown, labels, labels);
+    for (int64_t r = 0; r < shown.n; ++r)  // blank above the diagonal: a lower-triangular table
+      for (int64_t c = r + 1; c < shown.n; ++c) out.matrix.values[size_t(r * shown.n + c)] = NAN;
     out.annotate = true;
     out.lower_triangle = true;
     out.title = std::string("Attention while generating") + (a.sigmoid ? " (sigmoid display)" : "");

@@ -147,7 +147,8 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
   if (vector && m.rows * m.cols <= 160 * 160) {
     for (int64_t i = 0; i < m.rows; ++i)
       for (int64_t j = 0; j < m.cols; ++j) {
-        Rgb c = cmap.at((m.at(i, j) - vmin) / (vmax - vmin));
+        // NaN cells are blank (white): "no value", e.g. above a table's diagonal.
+        Rgb c = std::isfinite(m.at(i, j)) ? cmap.at((m.at(i, j) - vmin) / (vmax - vmin)) : Rgb{255, 255, 255};
         cairo_set_source_rgb(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0);
         cairo_rectangle(cr, gx + double(j) * cw, gy + double(i) * ch, cw + (j + 1 < m.cols ? 0.3 : 0),
                         ch + (i + 1 < m.rows ? 0.3 : 0));
@@ -160,7 +161,7 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
     for (int64_t i = 0; i < m.rows; ++i) {
       auto* row = reinterpret_cast<uint32_t*>(px + i * stride);
       for (int64_t j = 0; j < m.cols; ++j) {
-        Rgb c = cmap.at((m.at(i, j) - vmin) / (vmax - vmin));
+        Rgb c = std::isfinite(m.at(i, j)) ? cmap.at((m.at(i, j) - vmin) / (vmax - vmin)) : Rgb{255, 255, 255};
         row[j] = (uint32_t(c.r) << 16) | (uint32_t(c.g) << 8) | c.b;
       }
     }
@@ -181,6 +182,7 @@ void draw(cairo_t* cr, const Matrix& m, const HeatmapOptions& o, bool vector) {
     const double apt = std::min({10.0, 10.0 * cw * 0.88 / ref, ch * 0.7 / f});
     for (int64_t i = 0; i < m.rows; ++i)
       for (int64_t j = 0; j < m.cols; ++j) {
+        if (!std::isfinite(m.at(i, j))) continue;
         Rgb c = cmap.at((m.at(i, j) - vmin) / (vmax - vmin));
         if (luminance(c) > 0.408)
           cairo_set_source_rgb(cr, 0.15, 0.15, 0.15);
