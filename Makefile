@@ -42,7 +42,12 @@ demo: build
 	@$(BIN) info --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png
 	@$(BIN) overlay --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-overlay.png
 	@$(BIN) heatmap --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-heatmap.png
+	@$(BIN) info --model models/bert-moby --text "Call me Ishmael. Some years ago I went to [MASK]."
+	@$(BIN) heatmap --model models/bert-moby --text "Call me Ishmael." --text-b "Some years ago I went to sea." \
+	  -o $(OUT)/bert-moby-pair-heatmap.png --title "bert-moby, a sentence pair: last layer, mean over heads"
 	@$(BIN) view --text "$(DEMO_TEXT)" -o $(OUT)/view.html
+	@$(BIN) view --model models/bert-moby --text "Call me Ishmael." --text-b "Some years ago I went to sea." \
+	  -o $(OUT)/bert-moby-view.html
 	@$(BIN) view --model models/llama-moby --text-file models/gpt2-moby/sample.txt --truncate --layer 3 --heads 2 \
 	  -o $(OUT)/llama-moby-view.html
 	@$(BIN) view --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-view.html
@@ -64,11 +69,13 @@ bench: build
 train-model: build
 	@bash tools/train_shipped_model.sh
 
-# Re-trains the other shipped models (ViT on MNIST, Llama on Moby Dick; about 12 minutes).
-train-models: TARGET = --target attnscope --target train_vit --target train_llama
+# Re-trains the other shipped models (ViT on MNIST, Llama on Moby Dick, then the BERT whose
+# vocabulary and first embeddings come from the Llama's; about 50 minutes).
+train-models: TARGET = --target attnscope --target train_vit --target train_llama --target train_bert
 train-models: build
 	@bash tools/train_vit_mnist.sh
 	@bash tools/train_llama_moby.sh
+	@bash tools/train_bert_moby.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD).configure.log $(ASAN_BUILD) $(ASAN_BUILD).configure.log $(OUT)

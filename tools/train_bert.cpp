@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -82,7 +83,8 @@ struct Bert {
     return torch::layer_norm(x, {D}, p(n + ".weight"), p(n + ".bias"), eps);
   }
   // ids (B, T) -> hidden (B, T, D)
-  torch::Tensor encode(const torch::Tensor& ids) {
+  // causal: a warm-up phase trains the same weights as a left-to-right LM (see --causal-steps).
+  torch::Tensor encode(const torch::Tensor& ids, bool causal = false) {
     const int64_t B = ids.size(0), T = ids.size(1), hd = D / H;
     auto x = p("bert.embeddings.word_embeddings.weight").index_select(0, ids.reshape({-1})).view({B, T, D}) +
              p("bert.embeddings.position_embeddings.weight").slice(0, 0, T) +
@@ -93,7 +95,10 @@ struct Bert {
       const std::string q = "bert.encoder.layer." + std::to_string(i) + ".";
       auto qq = heads(lin(x, q + "attention.self.query")), kk = heads(lin(x, q + "attention.self.key")),
            vv = heads(lin(x, q + "attention.self.value"));
-      auto probs = torch::softmax(torch::matmul(qq, kk.transpose(-1, -2)) / std::sqrt(double(hd)), -1);
+      auto scores = torch::matmul(qq, kk.transpose(-1, -2)) / std::sqrt(double(hd));
+      if (causal)
+        scores = scores.masked_fill(torch::ones({T, T}, torch::kBool).triu(1), -std::numeric_limits<float>::infinity());
+      auto probs = torch::softmax(scores, -1);
       auto ctx = torch::matmul(probs, vv).permute({0, 2, 1, 3}).reshape({B, T, D});
       auto a = ln(lin(ctx, q + "attention.output.dense") + x, q + "attention.output.LayerNorm");
       x = ln(lin(torch::gelu(lin(a, q + "intermediate.dense")), q + "output.dense") + a, q + "output.LayerNorm");
@@ -111,11 +116,11 @@ struct Bert {
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> a{
-      {"--steps", "1500"},   {"--batch", "16"},  {"--seq", "128"},     {"--lr", "1e-3"},       {"--dim", "128"},
-      {"--layers", "4"},     {"--heads", "4"},   {"--mlp", "512"},     {"--positions", "256"}, {"--seed", "1234"},
-      {"--heldout", "0.05"}, {"--threads", "2"}, {"--pos-std", "0.02"},
-      {"--qk-std", "0.02"},  {"--mask-rate", "0.15"}, {"--pos-init", "normal"},
-      {"--save-every", "0"}};
+      {"--steps", "1500"},    {"--batch", "16"},         {"--seq", "128"},        {"--lr", "1e-3"},
+      {"--dim", "128"},       {"--layers", "4"},         {"--heads", "4"},        {"--mlp", "512"},
+      {"--positions", "256"}, {"--seed", "1234"},        {"--heldout", "0.05"},   {"--threads", "2"},
+      {"--pos-std", "0.02"},  {"--qk-std", "0.02"},      {"--mask-rate", "0.15"}, {"--pos-init", "normal"},
+      {"--save-every", "0"},  {"--init-embeddings", ""}, {"--causal-steps", "0"}, {"--init-model", ""}};
   if (!train::parse_args(argc, argv, a, {"--corpus", "--tokenizer", "--out"}, "train_bert")) return 2;
   try {
     torch::set_num_threads(std::stoi(a["--threads"]));
@@ -140,6 +145,28 @@ int main(int argc, char** argv) {
     const uint64_t seed = std::stoull(a["--seed"]);
     m.init(seed, std::stod(a["--pos-std"]), std::stod(a["--qk-std"]), a["--pos-init"] == "sin");
     const double mask_rate = std::stod(a["--mask-rate"]);
+    if (!a["--init-model"].empty()) {  // continue from a saved model (every tensor, by name)
+      SafetensorsFile f(a["--init-model"]);
+      for (auto& [name, t] : m.w) {
+        const auto& info = f.info(name);
+        if (info.shape != std::vector<int64_t>(t.sizes().begin(), t.sizes().end()))
+          throw Error(a["--init-model"] + ": " + name + ": expected shape " + shape_str(t.sizes().vec()) + ", found " +
+                      shape_str(info.shape));
+        auto v = f.to_f32(name);
+        t = torch::from_blob(v.data(), t.sizes(), torch::kFloat32).clone();
+      }
+      std::cout << "weights from " << a["--init-model"] << "\n";
+    }
+    if (!a["--init-embeddings"].empty()) {  // word embeddings from elsewhere (tools/bert_vocab_from_llama.py)
+      SafetensorsFile f(a["--init-embeddings"]);
+      const auto& info = f.info("word_embeddings");
+      if (info.shape != std::vector<int64_t>{m.V, m.D})
+        throw Error(a["--init-embeddings"] + ": expected word_embeddings of shape " + shape_str({m.V, m.D}) +
+                    ", found " + shape_str(info.shape));
+      auto v = f.to_f32("word_embeddings");
+      m.w["bert.embeddings.word_embeddings.weight"] = torch::from_blob(v.data(), {m.V, m.D}, torch::kFloat32).clone();
+      std::cout << "word embeddings from " << a["--init-embeddings"] << "\n";
+    }
     auto params = train::parameters(m.w);
     const int64_t steps = std::stoll(a["--steps"]), B = std::stoll(a["--batch"]), T = std::stoll(a["--seq"]);
     const double lr = std::stod(a["--lr"]);
@@ -197,6 +224,25 @@ int main(int argc, char** argv) {
     };
     const int64_t save_every = std::stoll(a["--save-every"]);
     auto t0 = std::chrono::steady_clock::now();
+    // Warm start: --causal-steps of next-token prediction with a causal mask through the same
+    // weights and the same (tied) MLM head, so that attention learns to use the context before
+    // the masked-LM phase; a small masked LM on a small text otherwise sits for thousands of steps
+    // on "predict a frequent word".
+    const int64_t causal_steps = std::stoll(a["--causal-steps"]);
+    for (int64_t s = 1; s <= causal_steps; ++s) {
+      train::set_lr(opt, lr * train::lr_factor(s, causal_steps, 0.1));
+      opt.zero_grad();
+      auto x = train::random_windows(train, B, T);  // (B, T)
+      auto h = m.encode(x, true);
+      auto lg = m.mlm(h.slice(1, 0, T - 1).reshape({-1, m.D}));
+      auto loss = torch::nn::functional::cross_entropy(lg, x.slice(1, 1, T).reshape({-1}));
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(params, 1.0);
+      opt.step();
+      if (s % 50 == 0 || s == 1)
+        std::cout << "causal step " << s << "/" << causal_steps << " next-token loss " << loss.item<double>() << "\n"
+                  << std::flush;
+    }
     for (int64_t s = 1; s <= steps; ++s) {
       train::set_lr(opt, lr * train::lr_factor(s, steps, 0.1));
       opt.zero_grad();

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "attnscope/checkpoint.h"
@@ -136,4 +139,53 @@ TEST(ShippedModel, VitMnistReadsTheSampleDigits) {
   // The held-out accuracy is in the model's README; two held-out digits of each class here.
   EXPECT_GE(right, 18) << right << "/20";
   std::printf("vit-mnist: %d/20 sample digits right\n", right);
+}
+
+// The BERT predicts masked words of text it never saw (models/bert-moby/heldout.txt: paragraphs
+// from the held-out end of the book) far better than always guessing the most frequent of them.
+TEST(ShippedModel, BertMobyFillsMasksInUnseenText) {
+  Checkpoint ck(test::source_dir() + "/models/bert-moby");
+  auto model = load_model(ck);
+  const ModelInfo& i = model->info();
+  EXPECT_EQ(i.family, "bert");
+  EXPECT_EQ(i.head, "mlm");
+  auto tok = load_tokenizer(ck.dir());
+  std::ifstream f(ck.dir() + "/heldout.txt");
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  const int64_t mask = *mask_token_id(*tok);
+  int64_t right = 0, n = 0, seen = 0;
+  std::map<int64_t, int64_t> freq;
+  // Paragraph by paragraph; every other whole word (a piece that neither continues nor is
+  // continued by a ## piece) masked on its own.
+  for (size_t b = 0; b < text.size();) {
+    size_t e = text.find("\n\n", b);
+    if (e == std::string::npos) e = text.size();
+    const std::string para = text.substr(b, e - b);
+    b = e + 2;
+    if (para.size() < 20) continue;
+    Encoding enc = tok->encode(para);
+    ASSERT_LE(int64_t(enc.size()), i.max_positions);
+    const int64_t T = int64_t(enc.size());
+    for (int64_t t = 1; t + 1 < T; ++t) {
+      const auto& s = enc.tokens[size_t(t)];
+      if (enc.special[size_t(t)] || s.rfind("##", 0) == 0 || enc.tokens[size_t(t + 1)].rfind("##", 0) == 0) continue;
+      if (++seen % 2) continue;
+      std::vector<int64_t> masked = enc.ids;
+      masked[size_t(t)] = mask;
+      TraceOptions o;
+      o.attention = false;
+      o.logits = true;
+      Trace tr = model->forward(masked, o);
+      const float* row = tr.logits.ptr() + t * i.vocab_size;
+      right += std::max_element(row, row + i.vocab_size) - row == enc.ids[size_t(t)];
+      ++freq[enc.ids[size_t(t)]];
+      ++n;
+    }
+  }
+  int64_t most = 0;
+  for (auto [id, c] : freq) most = std::max(most, c);
+  const double acc = double(right) / double(n), base = double(most) / double(n);
+  std::printf("bert-moby: %lld masked words, accuracy %.3f, most frequent word %.3f\n", (long long)n, acc, base);
+  EXPECT_GT(n, 300);
+  EXPECT_GE(acc, base + 0.10);
 }
