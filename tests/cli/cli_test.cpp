@@ -166,8 +166,8 @@ TEST(Cli, BadInputsGiveOneLineErrors) {
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.gif"},
                "expected a file ending in .png, .svg or .pdf");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", "/nonexistent-dir/h.png"}, "does not exist");
-  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--cmap", "jet"},
-               "unknown colormap 'jet'");
+  expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--cmap", "rainbow9"},
+               "unknown colormap 'rainbow9'");
   expect_error({"heatmap", "--model", m, "--text", "hi there", "-o", tmp + "/h.png", "--size", "big"}, "--size big");
   expect_error({"dump", "--model", m, "--text", "hi", "-o", "/nonexistent-dir/d.safetensors"},
                "cannot open for writing");
@@ -582,7 +582,7 @@ TEST(Cli, ExplainGenerationTableEqualsARecomputationFromTheGenerationDump) {
 TEST(Cli, ExplainErrors) {
   const std::string tmp = test::temp_dir("cli_explain_err");
   expect_error({"explain", "--method", "magic", "--text", "x", "-o", tmp + "/x.json"},
-               "--method magic: expected rollout, flow, generation or activation");
+               "--method magic: expected rollout, flow, generation, activation, saliency");
   expect_error({"explain", "--method", "generation", "--model", bert_model(), "--text", "x", "-o", tmp + "/x.json"},
                "does not generate");
   expect_error({"explain", "--method", "rollout", "--text", "Call me", "--position", "mask", "-o", tmp + "/x.json"},
