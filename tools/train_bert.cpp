@@ -271,20 +271,13 @@ int main(int argc, char** argv) {
     std::cout << "final masked-LM loss: train " << tr << " (accuracy " << tra << "), held-out " << he << " (accuracy "
               << hea << ") after " << steps << " steps, " << secs << " s\n";
     save_model();
-    nlohmann::json log{{"corpus", a["--corpus"]},
-                       {"corpus_tokens", n},
-                       {"heldout_tokens", n_held},
-                       {"steps", steps},
-                       {"batch", B},
-                       {"seq", T},
-                       {"lr", lr},
-                       {"seed", seed},
-                       {"seconds", secs},
-                       {"final_train_loss", tr},
-                       {"heldout_loss", he},
-                       {"train_masked_accuracy", tra},
-                       {"heldout_masked_accuracy", hea}};
-    std::ofstream(out / "train_log.json") << log.dump(2) << "\n";
+    train::write_run_log(out, {a["--corpus"], n, n_held, steps, B, T, lr, seed, secs, tr, he},
+                         {{"train_masked_accuracy", tra},
+                          {"heldout_masked_accuracy", hea},
+                          {"mask_rate", mask_rate},
+                          {"causal_steps", causal_steps},
+                          {"init_model", a["--init-model"]},
+                          {"init_embeddings", a["--init-embeddings"]}});
   } catch (const std::exception& e) {
     std::cerr << "train_bert: error: " << e.what() << "\n";
     return 1;

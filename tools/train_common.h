@@ -7,7 +7,9 @@
 #include <fstream>
 #include <initializer_list>
 #include <iostream>
+#include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -74,6 +76,31 @@ inline void save_named(const std::map<std::string, torch::Tensor>& w, const std:
                      : tensor_f32(name, c.sizes().vec(), c.data_ptr<float>()));
   }
   write_safetensors(path, tw, {{"format", "pt"}});
+}
+
+// The record of a text-model run, written as train_log.json beside the weights; `extra` adds
+// what one trainer alone knows (accuracies, options).
+struct RunLog {
+  std::string corpus;
+  int64_t corpus_tokens = 0, heldout_tokens = 0, steps = 0, batch = 0, seq = 0;
+  double lr = 0;
+  uint64_t seed = 0;
+  double seconds = 0, final_train_loss = 0, heldout_loss = 0;
+};
+inline void write_run_log(const std::filesystem::path& dir, const RunLog& r, const nlohmann::json& extra = {}) {
+  nlohmann::json log{{"corpus", r.corpus},
+                     {"corpus_tokens", r.corpus_tokens},
+                     {"heldout_tokens", r.heldout_tokens},
+                     {"steps", r.steps},
+                     {"batch", r.batch},
+                     {"seq", r.seq},
+                     {"lr", r.lr},
+                     {"seed", r.seed},
+                     {"seconds", r.seconds},
+                     {"final_train_loss", r.final_train_loss},
+                     {"heldout_loss", r.heldout_loss}};
+  if (extra.is_object()) log.update(extra);
+  std::ofstream(dir / "train_log.json") << log.dump(2) << "\n";
 }
 
 }  // namespace attnscope::train

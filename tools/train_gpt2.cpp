@@ -101,18 +101,7 @@ int main(int argc, char** argv) {
     }
     write_safetensors((fs::path(a["--out"]) / "model.safetensors").string(), out, {{"format", "pt"}});
     std::ofstream(fs::path(a["--out"]) / "config.json") << cfg.to_json().dump(2) << "\n";
-    nlohmann::json log{{"corpus", a["--corpus"]},
-                       {"corpus_tokens", n},
-                       {"heldout_tokens", n_held},
-                       {"steps", steps},
-                       {"batch", B},
-                       {"seq", T},
-                       {"lr", lr},
-                       {"seed", seed},
-                       {"seconds", secs},
-                       {"final_train_loss", tr},
-                       {"heldout_loss", he}};
-    std::ofstream(fs::path(a["--out"]) / "train_log.json") << log.dump(2) << "\n";
+    train::write_run_log(a["--out"], {a["--corpus"], n, n_held, steps, B, T, lr, seed, secs, tr, he});
   } catch (const std::exception& e) {
     std::cerr << "train_gpt2: error: " << e.what() << "\n";
     return 1;

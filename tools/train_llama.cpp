@@ -164,18 +164,7 @@ int main(int argc, char** argv) {
                        {"attention_bias", false},     {"bos_token_id", 1},
                        {"eos_token_id", 2},           {"torch_dtype", "float16"}};
     std::ofstream(out / "config.json") << cfg.dump(2) << "\n";
-    nlohmann::json log{{"corpus", a["--corpus"]},
-                       {"corpus_tokens", n},
-                       {"heldout_tokens", n_held},
-                       {"steps", steps},
-                       {"batch", B},
-                       {"seq", T},
-                       {"lr", lr},
-                       {"seed", seed},
-                       {"seconds", secs},
-                       {"final_train_loss", tr},
-                       {"heldout_loss", he}};
-    std::ofstream(out / "train_log.json") << log.dump(2) << "\n";
+    train::write_run_log(out, {a["--corpus"], n, n_held, steps, B, T, lr, seed, secs, tr, he});
   } catch (const std::exception& e) {
     std::cerr << "train_llama: error: " << e.what() << "\n";
     return 1;

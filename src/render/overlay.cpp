@@ -1,6 +1,4 @@
 // Attention on an image: the picture, and the picture under the upsampled patch map.
-#include <cairo-pdf.h>
-#include <cairo-svg.h>
 #include <cairo.h>
 #include <pango/pangocairo.h>
 
@@ -9,6 +7,7 @@
 
 #include "attnscope/error.h"
 #include "attnscope/render.h"
+#include "figure.h"
 
 namespace attnscope {
 
@@ -49,7 +48,7 @@ void render_image_attention(const uint8_t* rgb, int width, int height, int64_t g
       o.height_in * o.dpi > 32000)
     throw Error("--size/--dpi: expected a positive figure size of at most 32000 px per side");
   const Colormap& cm = colormap(o.cmap);
-  const std::string ext = check_figure_path(path);
+  check_figure_path(path);  // before any work
   const double W = o.width_in * o.dpi, H = o.height_in * o.dpi, pt = o.dpi / 72.0;
   const double title_h = o.title.empty() ? 8 * pt : 26 * pt, pad = 10 * pt, bar_w = 14 * pt, bar_gap = 8 * pt,
                tick_w = 40 * pt;
@@ -82,68 +81,65 @@ void render_image_attention(const uint8_t* rgb, int width, int height, int64_t g
   cairo_surface_mark_dirty(img);
   cairo_surface_mark_dirty(over);
 
-  cairo_surface_t* s = ext == ".png"   ? cairo_image_surface_create(CAIRO_FORMAT_ARGB32, int(W), int(H))
-                       : ext == ".svg" ? cairo_svg_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72)
-                                       : cairo_pdf_surface_create(path.c_str(), o.width_in * 72, o.height_in * 72);
-  cairo_t* cr = cairo_create(s);
-  if (ext != ".png") cairo_scale(cr, 72.0 / o.dpi, 72.0 / o.dpi);
-  cairo_set_source_rgb(cr, 1, 1, 1);
-  cairo_paint(cr);
-  cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-  if (!o.title.empty()) text(cr, o.title, 12 * pt, W / 2, 8 * pt, 0.5, 0);
-  const double y0 = title_h + pad, x0 = pad, x1 = 2 * pad + S;
-  for (auto [surf, x] : {std::make_pair(img, x0), std::make_pair(over, x1)}) {
-    cairo_save(cr);
-    cairo_set_source_surface(cr, surf, x, y0);
-    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+  // Drawn through write_figure (PNG/SVG/PDF by extension, errors naming the path).
+  auto draw = [&](cairo_t* cr, bool) {
+    cairo_set_source_rgb(cr, 1, 1, 1);
     cairo_paint(cr);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    if (!o.title.empty()) text(cr, o.title, 12 * pt, W / 2, 8 * pt, 0.5, 0);
+    const double y0 = title_h + pad, x0 = pad, x1 = 2 * pad + S;
+    for (auto [surf, x] : {std::make_pair(img, x0), std::make_pair(over, x1)}) {
+      cairo_save(cr);
+      cairo_set_source_surface(cr, surf, x, y0);
+      cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+      cairo_paint(cr);
+      cairo_restore(cr);
+    }
+    // Patch grid on the overlay, faint.
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.25);
+    cairo_set_line_width(cr, std::max(0.5, 0.6 * pt));
+    for (int64_t k = 1; k < grid; ++k) {
+      const double d = double(k) * S / double(grid);
+      cairo_move_to(cr, x1 + d, y0);
+      cairo_line_to(cr, x1 + d, y0 + S);
+      cairo_move_to(cr, x1, y0 + d);
+      cairo_line_to(cr, x1 + S, y0 + d);
+    }
+    cairo_stroke(cr);
+    // Colour bar: 0 .. max.
+    const double bx = x1 + S + bar_gap;
+    cairo_surface_t* bar = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 256);
+    cairo_surface_flush(bar);
+    for (int i = 0; i < 256; ++i) {  // top row = the maximum
+      const Rgb c = cm.lut[size_t(255 - i)];
+      *reinterpret_cast<uint32_t*>(cairo_image_surface_get_data(bar) + i * cairo_image_surface_get_stride(bar)) =
+          (uint32_t(c.r) << 16) | (uint32_t(c.g) << 8) | uint32_t(c.b);
+    }
+    cairo_surface_mark_dirty(bar);
+    cairo_save(cr);
+    cairo_translate(cr, bx, y0);
+    cairo_scale(cr, bar_w, S / 256.0);
+    cairo_set_source_surface(cr, bar, 0, 0);
+    cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+    cairo_rectangle(cr, 0, 0, 1, 256);
+    cairo_fill(cr);
     cairo_restore(cr);
+    cairo_surface_destroy(bar);
+    cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", double(mx));
+    text(cr, buf, 9 * pt, bx + bar_w + 3 * pt, y0, 0, 0);
+    text(cr, "0", 9 * pt, bx + bar_w + 3 * pt, y0 + S, 0, 1);
+  };
+  try {
+    write_figure(path, o.width_in, o.height_in, o.dpi, draw);
+  } catch (...) {
+    cairo_surface_destroy(img);
+    cairo_surface_destroy(over);
+    throw;
   }
-  // Patch grid on the overlay, faint.
-  cairo_set_source_rgba(cr, 1, 1, 1, 0.25);
-  cairo_set_line_width(cr, std::max(0.5, 0.6 * pt));
-  for (int64_t k = 1; k < grid; ++k) {
-    const double d = double(k) * S / double(grid);
-    cairo_move_to(cr, x1 + d, y0);
-    cairo_line_to(cr, x1 + d, y0 + S);
-    cairo_move_to(cr, x1, y0 + d);
-    cairo_line_to(cr, x1 + S, y0 + d);
-  }
-  cairo_stroke(cr);
-  // Colour bar: 0 .. max.
-  const double bx = x1 + S + bar_gap;
-  cairo_surface_t* bar = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 256);
-  cairo_surface_flush(bar);
-  for (int i = 0; i < 256; ++i) {  // top row = the maximum
-    const Rgb c = cm.lut[size_t(255 - i)];
-    *reinterpret_cast<uint32_t*>(cairo_image_surface_get_data(bar) + i * cairo_image_surface_get_stride(bar)) =
-        (uint32_t(c.r) << 16) | (uint32_t(c.g) << 8) | uint32_t(c.b);
-  }
-  cairo_surface_mark_dirty(bar);
-  cairo_save(cr);
-  cairo_translate(cr, bx, y0);
-  cairo_scale(cr, bar_w, S / 256.0);
-  cairo_set_source_surface(cr, bar, 0, 0);
-  cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
-  cairo_rectangle(cr, 0, 0, 1, 256);
-  cairo_fill(cr);
-  cairo_restore(cr);
-  cairo_surface_destroy(bar);
-  cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g", double(mx));
-  text(cr, buf, 9 * pt, bx + bar_w + 3 * pt, y0, 0, 0);
-  text(cr, "0", 9 * pt, bx + bar_w + 3 * pt, y0 + S, 0, 1);
-  cairo_status_t st = cairo_status(cr);
-  cairo_destroy(cr);
-  if (ext == ".png" && st == CAIRO_STATUS_SUCCESS) st = cairo_surface_write_to_png(s, path.c_str());
-  cairo_surface_finish(s);
-  if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
-  cairo_surface_destroy(s);
   cairo_surface_destroy(img);
   cairo_surface_destroy(over);
-  if (st != CAIRO_STATUS_SUCCESS)
-    throw Error("-o " + path + ": cannot write the figure (" + cairo_status_to_string(st) + ")");
 }
 
 }  // namespace attnscope
