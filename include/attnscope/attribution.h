@@ -12,12 +12,13 @@
 namespace attnscope {
 
 struct AttributionOptions {
-  std::string method;                  // saliency | grad-x-input | integrated-gradients | occlusion | grad-attention
-  int64_t steps = 50;                  // integrated gradients: integration points
+  std::string method;  // saliency | grad-x-input | integrated-gradients | occlusion | grad-attention | relevance
+  int64_t steps = 50;  // integrated gradients: integration points
   std::string rule = "gausslegendre";  // or riemann_left | riemann_right | riemann_middle | riemann_trapezoid
   int64_t batch = 16;                  // inputs per forward/backward pass (bounds memory)
   int64_t window = 1;                  // occlusion: tokens per occluded span (images: one patch)
-  bool signed_evidence = false;        // grad-attention: keep negative evidence (no (.)+)
+  bool signed_evidence = false;        // grad-attention, relevance: keep negative evidence (no (.)+)
+  int64_t start_layer = 0;             // relevance: first layer of the rollout
 };
 
 struct Attribution {

@@ -99,6 +99,12 @@ struct Gradients {
   std::vector<Array> attention, attention_grad;  // per layer [heads, T, T] (with GradientOptions::attention)
 };
 
+// Model::relevance: per layer [heads, T, T] of batch item 0.
+struct Relevance {
+  double value = 0;  // F: the target logit
+  std::vector<Array> attention, attention_grad, attention_relevance;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -123,6 +129,9 @@ class Model {
   // backward pass for the batch.
   virtual Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& target,
                               const GradientOptions& opts) const = 0;
+  // Layer-wise relevance of Chefer et al. (CVPR 2021) for a target logit (target.kind must be
+  // "logit"): each layer's attention, the logit's gradient there and the LRP relevance there.
+  virtual Relevance relevance(const ModelInput& in, const Target& target) const = 0;
 };
 
 // Picks the family from config.json's model_type, loads and checks every weight.

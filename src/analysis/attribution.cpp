@@ -55,6 +55,22 @@ void integration_points(const std::string& rule, int64_t n, std::vector<double>*
 
 namespace {
 
+// E_h[(g (.) a)+] (or without the (.)+ when signed) for g, a: [H, T, T]; T x T row-major.
+std::vector<double> head_mean_product(const Array& g, const Array& a, bool signed_evidence) {
+  const int64_t H = a.dim(0), TT = a.dim(1) * a.dim(2);
+  std::vector<double> out(size_t(TT), 0.0);
+  for (int64_t h = 0; h < H; ++h) {
+    const float* gp = g.ptr() + h * TT;
+    const float* ap = a.ptr() + h * TT;
+    for (int64_t k = 0; k < TT; ++k) {
+      const double p = double(gp[k]) * double(ap[k]);
+      out[size_t(k)] += signed_evidence ? p : std::max(0.0, p);
+    }
+  }
+  for (double& x : out) x /= double(H);
+  return out;
+}
+
 Array copy_of(const Array& a) {
   Array b = Array::zeros(a.shape);
   std::copy(a.ptr(), a.ptr() + a.numel(), b.mutable_ptr());
@@ -158,41 +174,55 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
     for (size_t u = 0; u < units.size(); ++u) r.per_unit.push_back(g.value[0] - g.value[u + 1]);
     return r;
   }
-  if (o.method == "grad-attention") {
-    GradientOptions go;
-    go.attention = true;
-    Gradients g = m.gradients(in, {x}, t, go);
-    r.passes = 1;
-    r.value = g.value[0];
-    const int64_t T = g.attention[0].dim(1), H = g.attention[0].dim(0);
-    std::vector<double> R(size_t(T * T), 0.0), abar(size_t(T * T)), next(size_t(T * T));
-    for (int64_t i = 0; i < T; ++i) R[size_t(i * T + i)] = 1;
-    for (size_t l = 0; l < g.attention.size(); ++l) {
-      const float* a = g.attention[l].ptr();
-      const float* d = g.attention_grad[l].ptr();
-      for (int64_t k = 0; k < T * T; ++k) {
-        double s = 0;
-        for (int64_t h = 0; h < H; ++h) {
-          const double v = double(d[h * T * T + k]) * a[h * T * T + k];
-          s += o.signed_evidence ? v : std::max(0.0, v);
-        }
-        abar[size_t(k)] = s / double(H);
-      }
-      // R <- R + Abar . R
-      for (int64_t i = 0; i < T; ++i)
-        for (int64_t j = 0; j < T; ++j) {
-          double s = 0;
-          for (int64_t k = 0; k < T; ++k) s += abar[size_t(i * T + k)] * R[size_t(k * T + j)];
-          next[size_t(i * T + j)] = R[size_t(i * T + j)] + s;
-        }
-      R.swap(next);
+  if (o.method == "grad-attention" || o.method == "relevance") {
+    const bool lrp = o.method == "relevance";
+    std::vector<Array> att, grad, cam;
+    if (lrp) {
+      Relevance rel = m.relevance(in, t);
+      r.value = rel.value;
+      att = std::move(rel.attention), grad = std::move(rel.attention_grad), cam = std::move(rel.attention_relevance);
+    } else {
+      GradientOptions go;
+      go.attention = true;
+      Gradients g = m.gradients(in, {x}, t, go);
+      r.value = g.value[0];
+      att = std::move(g.attention), grad = std::move(g.attention_grad);
     }
+    r.passes = 1;
+    const int64_t L = int64_t(att.size());
+    if (o.start_layer < 0 || o.start_layer >= L)
+      throw Error("--start-layer " + std::to_string(o.start_layer) + ": outside 0.." + std::to_string(L - 1));
+    // Per layer Abar = E_h[(grad (.) A)+] (ICCV 2021) or E_h[(grad (.) R_A)+] (CVPR 2021).
+    std::vector<std::vector<double>> abar;
+    for (int64_t l = 0; l < L; ++l)
+      abar.push_back(head_mean_product(grad[size_t(l)], lrp ? cam[size_t(l)] : att[size_t(l)], o.signed_evidence));
+    const int64_t T = att[0].dim(1);
     const int64_t q = x.shape.size() == 2 ? t.position : 0;  // images: [CLS]
-    r.per_unit.assign(R.begin() + q * T, R.begin() + (q + 1) * T);
+    // One row of the layer product, propagated from the top: v <- v (I + Abar) (ICCV), or
+    // v <- v (Abar + I) / rowsum (CVPR: rollout of the relevance maps from start_layer).
+    std::vector<double> v(static_cast<size_t>(T), 0.0), next;
+    v[size_t(q)] = 1;
+    for (int64_t l = L - 1; l >= (lrp ? o.start_layer : 0); --l) {
+      const auto& a = abar[size_t(l)];
+      next = lrp ? std::vector<double>(size_t(T), 0.0) : v;
+      for (int64_t i = 0; i < T; ++i) {
+        if (v[size_t(i)] == 0) continue;
+        const double* row = &a[size_t(i * T)];
+        if (lrp) {
+          const double sum = std::accumulate(row, row + T, 1.0);  // row of Abar + I
+          const double w = v[size_t(i)] / sum;
+          for (int64_t j = 0; j < T; ++j) next[size_t(j)] += w * (row[j] + (i == j ? 1.0 : 0.0));
+        } else {
+          for (int64_t j = 0; j < T; ++j) next[size_t(j)] += v[size_t(i)] * row[j];
+        }
+      }
+      v.swap(next);
+    }
+    r.per_unit = v;
     return r;
   }
   throw Error("--method " + o.method +
-              ": expected saliency, grad-x-input, integrated-gradients, occlusion or grad-attention");
+              ": expected saliency, grad-x-input, integrated-gradients, occlusion, grad-attention or relevance");
 }
 
 std::vector<double> reduce_attribution(const Array& attr, const std::string& how, int64_t patch) {

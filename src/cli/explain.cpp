@@ -22,11 +22,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string> kMethods{"rollout",       "flow",         "generation",           "activation",
-                                        "saliency",      "grad-x-input", "integrated-gradients", "occlusion",
-                                        "grad-attention"};
+const std::vector<std::string> kMethods{"rollout",        "flow",         "generation",           "activation",
+                                        "saliency",       "grad-x-input", "integrated-gradients", "occlusion",
+                                        "grad-attention", "relevance"};
 const char* kMethodList =
-    "rollout, flow, generation, activation, saliency, grad-x-input, integrated-gradients, occlusion or grad-attention";
+    "rollout, flow, generation, activation, saliency, grad-x-input, integrated-gradients, occlusion, grad-attention or "
+    "relevance";
 
 std::string extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -270,6 +271,7 @@ void explain_gradients(const Model& m, const Checkpoint& ck, const Common& o, co
   }
   AttributionOptions ao = a.attribution;
   ao.method = a.method;
+  ao.start_layer = a.rollout.start_layer;
   if (info.image && ao.method == "occlusion") ao.window = info.patch_size;
   const Attribution r = attribute(m, p.in, t, baseline, ao);
   std::string reduce = a.reduce.empty() ? (a.method == "saliency" ? "l2" : "sum") : a.reduce;
@@ -281,7 +283,8 @@ void explain_gradients(const Model& m, const Checkpoint& ck, const Common& o, co
   } else {
     scores = r.per_unit;
     reduce = a.method == "occlusion" ? "F(x) - F(x with the unit occluded)" : "row of the relevance matrix";
-    if (a.method == "grad-attention" && !a.attribution.signed_evidence) signed_scores = false;
+    if ((a.method == "grad-attention" || a.method == "relevance") && !a.attribution.signed_evidence)
+      signed_scores = false;
   }
   if (info.image) {
     // scores per patch (occlusion, reductions) or per token incl. [CLS] (grad-attention): the
@@ -332,7 +335,8 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
   c->add_flag("--all-rows", a.all_rows, "rollout/flow: every output position (a token x token matrix)");
   c->add_option("--fusion", a.rollout.fusion, "rollout/flow: how heads are fused: mean (default), max, min");
   c->add_option("--discard", a.rollout.discard_ratio, "rollout/flow: share of the lowest weights dropped (default 0)");
-  c->add_option("--start-layer", a.rollout.start_layer, "rollout/flow: first layer of the product (default 0)");
+  c->add_option("--start-layer", a.rollout.start_layer,
+                "rollout/flow/relevance: first layer of the product (default 0)");
   c->add_option("--layer", a.layer, "activation: the layer drawn (0 = embeddings; default the last)");
   c->add_option("--p", a.p, "activation: the power p of ||h||_p^p (default 2)");
   c->add_option("--max-new-tokens,-n", a.max_new_tokens, "generation: tokens to generate (default 20)");
@@ -353,7 +357,8 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
                 "riemann_trapezoid");
   c->add_option("--batch", a.attribution.batch, "inputs per forward/backward pass (default 16; bounds memory)");
   c->add_option("--window", a.attribution.window, "occlusion: tokens per occluded span (default 1; images: a patch)");
-  c->add_flag("--signed", a.attribution.signed_evidence, "grad-attention: keep negative evidence");
+  c->add_flag("--signed", a.attribution.signed_evidence,
+              "grad-attention/relevance: keep negative evidence (no (.)+ in the head mean)");
 }
 
 int run_explain(const Common& o, const ExplainArgs& a) {

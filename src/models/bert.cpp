@@ -220,18 +220,28 @@ torch::Tensor forward_hidden(const BertConfig& c, const Weights& w, const torch:
     auto probs = attention_softmax(torch::matmul(q, k.transpose(-1, -2)) * scale);  // (B, H, T, T)
     if (cap) cap->keep(i, probs, q, k, v);
     auto ctx = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B, T, D});
-    auto a = torch::layer_norm(linear(ctx, l.o_w, l.o_b) + x, {D}, l.ln1_w, l.ln1_b, c.eps);
-    auto f = linear(activation(c.act, linear(a, l.f1_w, l.f1_b)), l.f2_w, l.f2_b);
+    auto y = linear(ctx, l.o_w, l.o_b);
+    auto a = torch::layer_norm(y + x, {D}, l.ln1_w, l.ln1_b, c.eps);
+    auto g = activation(c.act, linear(a, l.f1_w, l.f1_b));
+    auto f = linear(g, l.f2_w, l.f2_b);
+    if (cap && cap->lrp) {
+      LrpLayer r;
+      r.x = r.attn_in = x, r.q = q, r.k = k, r.v = v, r.probs = probs, r.ctx = ctx, r.attn_out = y;
+      r.mid = r.mlp_in = a, r.act = g, r.mlp_out = f;
+      r.wq = l.q_w, r.wk = l.k_w, r.wv = l.v_w, r.wo = l.o_w, r.w1 = l.f1_w, r.w2 = l.f2_w;
+      cap->lrp_layers.push_back(r);
+    }
     x = torch::layer_norm(f + a, {D}, l.ln2_w, l.ln2_b, c.eps);
     if (cap && cap->hidden) cap->hidden_states.push_back(x);
   }
   return x;
 }
 
-torch::Tensor mlm_logits(const BertConfig& c, const Weights& w, const torch::Tensor& h) {
+torch::Tensor mlm_logits(const BertConfig& c, const Weights& w, const torch::Tensor& h, Capture* cap = nullptr) {
   // RobertaLMHead always uses erf GELU; BERT and DistilBERT use the configured activation.
   auto t = activation(c.kind == Kind::Roberta ? "gelu" : c.act, linear(h, w.t_w, w.t_b));
   t = torch::layer_norm(t, {c.D}, w.t_ln_w, w.t_ln_b, c.eps);
+  if (cap && cap->lrp) cap->lrp_head = {{t, w.decoder}, {h, w.t_w}};
   return linear(t, w.decoder, w.decoder_b);  // (B, T, V)
 }
 
@@ -291,20 +301,37 @@ class BertFamilyModel final : public Model {
   Gradients gradients(const ModelInput& in, const std::vector<Array>& batch, const Target& t,
                       const GradientOptions& o) const override {
     check_tokens(in, cfg_.V, cfg_.max_tokens(), "max_position_embeddings", cfg_.types);
-    if (!w_.mlm)
-      throw Error("the checkpoint has no masked-LM head (expected " + std::string(head_names(cfg_.kind).dense) +
-                  ".weight), so there is no output to explain");
+    check_head();
     const int64_t T = int64_t(in.ids.size());
-    auto run = [&](const torch::Tensor& x, Capture* cap) {
-      const int64_t B = x.size(0);
-      auto ids = ids_tensor(in.ids).expand({B, T});
-      auto types = (in.type_ids.empty() ? torch::zeros({1, T}, torch::kLong) : ids_tensor(in.type_ids)).expand({B, T});
-      return mlm_logits(cfg_, w_, forward_hidden(cfg_, w_, ids, types, cap, x));
-    };
-    return gradients_with(run, {T, cfg_.D}, batch, t, o, cfg_.L, cfg_.V, T);
+    return gradients_with(run_on(in), {T, cfg_.D}, batch, t, o, cfg_.L, cfg_.V, T);
+  }
+
+  Relevance relevance(const ModelInput& in, const Target& t) const override {
+    check_tokens(in, cfg_.V, cfg_.max_tokens(), "max_position_embeddings", cfg_.types);
+    check_head();
+    torch::NoGradGuard no_grad;
+    auto x = w_.word.index_select(0, ids_tensor(in.ids).reshape({-1}));  // (T, D)
+    return relevance_with(run_on(in), x, t, cfg_.L, cfg_.V, int64_t(in.ids.size()));
   }
 
  private:
+  void check_head() const {
+    if (!w_.mlm)
+      throw Error("the checkpoint has no masked-LM head (expected " + std::string(head_names(cfg_.kind).dense) +
+                  ".weight), so there is no output to explain");
+  }
+
+  // Masked-LM logits from word embeddings x [B, T, D] of the input's tokens.
+  std::function<torch::Tensor(const torch::Tensor&, Capture*)> run_on(const ModelInput& in) const {
+    const int64_t T = int64_t(in.ids.size());
+    auto ids = ids_tensor(in.ids);
+    auto types = in.type_ids.empty() ? torch::zeros({1, T}, torch::kLong) : ids_tensor(in.type_ids);
+    return [this, ids, types, T](const torch::Tensor& x, Capture* cap) {
+      const int64_t B = x.size(0);
+      return mlm_logits(cfg_, w_, forward_hidden(cfg_, w_, ids.expand({B, T}), types.expand({B, T}), cap, x), cap);
+    };
+  }
+
   BertConfig cfg_;
   Weights w_;
   ModelInfo info_;

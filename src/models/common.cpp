@@ -125,15 +125,31 @@ Array array_of(const torch::Tensor& t) {
   return a;
 }
 
+namespace {
+
+void check_target_index(const Target& t, int64_t n_outputs) {
+  if (t.index < 0 || t.index >= n_outputs)
+    throw Error("target " + std::to_string(t.index) + ": outside the model's outputs 0.." +
+                std::to_string(n_outputs - 1));
+}
+
+// Token outputs (B, T, V) at the target's position; classifier outputs (B, classes) as they are.
+torch::Tensor at_position(const torch::Tensor& out, const Target& t, int64_t n_positions) {
+  if (out.dim() != 3) return out;
+  if (t.position < 0 || t.position >= n_positions)
+    throw Error("target position " + std::to_string(t.position) + ": outside 0.." + std::to_string(n_positions - 1));
+  return out.select(1, t.position);
+}
+
+}  // namespace
+
 Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
                          const std::vector<int64_t>& shape, const std::vector<Array>& batch, const Target& t,
                          const GradientOptions& o, int64_t n_layers, int64_t n_outputs, int64_t n_positions) {
   if (batch.empty()) throw Error("gradients: expected at least one input, found none");
   if (t.kind != "logit" && t.kind != "prob" && t.kind != "logprob")
     throw Error("--target-kind " + t.kind + ": expected logit, prob or logprob");
-  if (t.index < 0 || t.index >= n_outputs)
-    throw Error("target " + std::to_string(t.index) + ": outside the model's outputs 0.." +
-                std::to_string(n_outputs - 1));
+  check_target_index(t, n_outputs);
   std::vector<torch::Tensor> items;
   for (const auto& a : batch) {
     if (a.shape != shape)
@@ -145,13 +161,8 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
   Capture cap;
   cap.attention = o.attention;
   cap.grad = o.attention;
-  auto out = run(x, &cap);  // (B, T, V) or (B, classes)
-  if (out.dim() == 3) {
-    if (t.position < 0 || t.position >= n_positions)
-      throw Error("target position " + std::to_string(t.position) + ": outside 0.." + std::to_string(n_positions - 1));
-    out = out.select(1, t.position);
-  }
-  torch::Tensor f;  // (B,)
+  auto out = at_position(run(x, &cap), t, n_positions);  // (B, V) or (B, classes)
+  torch::Tensor f;                                       // (B,)
   if (t.kind == "logit")
     f = out.select(1, t.index);
   else if (t.kind == "prob")
@@ -171,6 +182,40 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
     }
   }
   return g;
+}
+
+Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
+                         const torch::Tensor& features, const Target& t, int64_t n_layers, int64_t n_outputs,
+                         int64_t n_positions) {
+  if (t.kind != "logit")
+    throw Error("--target-kind " + t.kind +
+                ": relevance explains a logit (LRP starts from a one-hot at the target logit); expected logit");
+  check_target_index(t, n_outputs);
+  torch::AutoGradMode on(true);
+  auto x = features.unsqueeze(0).clone().set_requires_grad(true);  // (1, ...)
+  Capture cap;
+  cap.attention = cap.grad = cap.lrp = true;
+  auto f = at_position(run(x, &cap), t, n_positions).select(1, t.index);  // (1,)
+  f.sum().backward();
+  torch::NoGradGuard no_grad;
+  Relevance out;
+  out.value = f.item<double>();
+  // The head: a one-hot at the target logit through its linear layers (norms and activations pass).
+  auto r = torch::zeros({1, n_outputs});
+  r[0][t.index] = 1.0;
+  const int64_t pos = cap.lrp_position >= 0 ? cap.lrp_position : t.position;
+  for (const auto& h : cap.lrp_head) r = lrp::linear(h.in.dim() == 3 ? h.in.select(1, pos) : h.in, h.w, r);
+  auto rl = torch::zeros_like(cap.lrp_layers.back().x);
+  rl.select(1, pos).copy_(r);
+  std::vector<torch::Tensor> r_probs(static_cast<size_t>(n_layers));
+  for (int64_t l = n_layers - 1; l >= 0; --l) rl = lrp::layer(cap.lrp_layers[size_t(l)], rl, &r_probs[size_t(l)]);
+  for (int64_t l = 0; l < n_layers; ++l) {
+    const auto& p = cap.attention_probs.at(size_t(l));
+    out.attention.push_back(array_of(p[0]));
+    out.attention_grad.push_back(p.grad().defined() ? array_of(p.grad()[0]) : Array::zeros(out.attention.back().shape));
+    out.attention_relevance.push_back(array_of(r_probs[size_t(l)][0]));
+  }
+  return out;
 }
 
 Generation Model::generate(const std::vector<int64_t>&, const GenerateOptions&,

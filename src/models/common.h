@@ -8,6 +8,7 @@
 
 #include "attnscope/checkpoint.h"
 #include "attnscope/model.h"
+#include "lrp.h"
 
 namespace attnscope {
 
@@ -19,6 +20,10 @@ struct Capture {
   std::vector<torch::Tensor> attention_probs;  // per layer [B, H, T, T] (undefined if not wanted)
   std::vector<torch::Tensor> q, k, v;          // per layer [B, H, T, hd] (undefined if not wanted)
   std::vector<torch::Tensor> hidden_states;    // n_layers + 1 of [B, T, D]
+  bool lrp = false;                            // record what relevance propagation needs
+  std::vector<LrpLayer> lrp_layers;            // per layer
+  std::vector<LrpLinear> lrp_head;             // the output head's linear layers, top first
+  int64_t lrp_position = -1;                   // the head reads this position (-1: the target's)
 
   // Keeps one layer's attention (and q/k/v) as asked.
   void keep(int64_t l, const torch::Tensor& probs, const torch::Tensor& q_, const torch::Tensor& k_,
@@ -71,6 +76,11 @@ torch::Tensor ids_tensor(const std::vector<int64_t>& ids);  // [1, T] int64
 Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
                          const std::vector<int64_t>& shape, const std::vector<Array>& batch, const Target& t,
                          const GradientOptions& o, int64_t n_layers, int64_t n_outputs, int64_t n_positions);
+// Model::relevance on the same `run` (which records Capture::lrp): F = the target logit, its
+// gradient at every layer's attention, and LRP relevance from a one-hot at the target logit.
+Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
+                         const torch::Tensor& features, const Target& t, int64_t n_layers, int64_t n_outputs,
+                         int64_t n_positions);
 // A tensor's values as an owning Array (any shape; detached, contiguous F32).
 Array array_of(const torch::Tensor& t);
 

@@ -173,10 +173,21 @@ torch::Tensor forward_hidden(const Config& c, const Weights& w, const torch::Ten
     auto probs = attention_softmax(scores);
     if (cap) cap->keep(l, probs, q, k, v);
     auto o = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B * T, D});  // (B*T, D)
-    x = x + torch::addmm(b.proj_b, o, b.proj_w).view({B, T, D});
-    auto m = torch::layer_norm(x, {D}, b.ln2_w, b.ln2_b, c.eps);
+    auto y = torch::addmm(b.proj_b, o, b.proj_w).view({B, T, D});
+    auto mid = x + y;
+    auto m = torch::layer_norm(mid, {D}, b.ln2_w, b.ln2_b, c.eps);
     auto f = activation(c.activation, torch::addmm(b.fc_b, m.view({B * T, D}), b.fc_w));  // (B*T, I)
-    x = x + torch::addmm(b.fc2_b, f, b.fc2_w).view({B, T, D});
+    auto z = torch::addmm(b.fc2_b, f, b.fc2_w).view({B, T, D});
+    if (cap && cap->lrp) {
+      LrpLayer r;
+      r.x = x, r.attn_in = a, r.q = q, r.k = k, r.v = v, r.probs = probs, r.ctx = o.view({B, T, D}), r.attn_out = y;
+      r.mid = mid, r.mlp_in = m, r.act = f.view({B, T, -1}), r.mlp_out = z;
+      // Conv1D stores [in, out]: the q/k/v blocks of c_attn, transposed to nn.Linear's [out, in].
+      r.wq = b.attn_w.narrow(1, 0, D).t(), r.wk = b.attn_w.narrow(1, D, D).t(), r.wv = b.attn_w.narrow(1, 2 * D, D).t();
+      r.wo = b.proj_w.t(), r.w1 = b.fc_w.t(), r.w2 = b.fc2_w.t();
+      cap->lrp_layers.push_back(r);
+    }
+    x = mid + z;
     if (cap && cap->hidden && l + 1 < c.n_layer) cap->hidden_states.push_back(x);
   }
   x = torch::layer_norm(x, {D}, w.lnf_w, w.lnf_b, c.eps);

@@ -211,14 +211,26 @@ class LlamaModel final : public Model {
                       const GradientOptions& o) const override {
     check_tokens(in, cfg_.V, cfg_.P, "max_position_embeddings", 0);
     const int64_t T = int64_t(in.ids.size());
-    auto run = [&](const torch::Tensor& x, Capture* cap) {
-      auto ids = ids_tensor(in.ids).expand({x.size(0), T});
-      return torch::matmul(step(ids, nullptr, cap, x), w_.lm_head.t());
-    };
-    return gradients_with(run, {T, cfg_.D}, batch, t, o, cfg_.L, cfg_.V, T);
+    return gradients_with(run_on(in), {T, cfg_.D}, batch, t, o, cfg_.L, cfg_.V, T);
+  }
+
+  Relevance relevance(const ModelInput& in, const Target& t) const override {
+    check_tokens(in, cfg_.V, cfg_.P, "max_position_embeddings", 0);
+    torch::NoGradGuard no_grad;
+    auto x = w_.embed.index_select(0, ids_tensor(in.ids).reshape({-1}));  // (T, D)
+    return relevance_with(run_on(in), x, t, cfg_.L, cfg_.V, int64_t(in.ids.size()));
   }
 
  private:
+  // Logits from token embeddings x [B, T, D] of the input's tokens (the head recorded for LRP).
+  std::function<torch::Tensor(const torch::Tensor&, Capture*)> run_on(const ModelInput& in) const {
+    return [this, ids = ids_tensor(in.ids)](const torch::Tensor& x, Capture* cap) {
+      auto h = step(ids.expand({x.size(0), ids.size(1)}), nullptr, cap, x);
+      if (cap->lrp) cap->lrp_head = {{h, w_.lm_head}};
+      return torch::matmul(h, w_.lm_head.t());
+    };
+  }
+
   // Runs ids [B, T_new] after the cached positions; appends to the cache when given.
   // embeds: optional token embeddings [B, T, D] used instead of looking ids up (gradients).
   torch::Tensor step(const torch::Tensor& ids, KvCache* cache, Capture* cap, const torch::Tensor& embeds = {}) const {
@@ -240,6 +252,7 @@ class LlamaModel final : public Model {
       auto q = linear(a, l.q_w, l.q_b).view({B, T, H, hd}).permute({0, 2, 1, 3});  // (B, H, T, hd)
       auto k = linear(a, l.k_w, l.k_b).view({B, T, KV, hd}).permute({0, 2, 1, 3});
       auto v = linear(a, l.v_w, l.v_b).view({B, T, KV, hd}).permute({0, 2, 1, 3});
+      auto q_pre = q, k_pre = k;
       q = q * cos + rotate_half(q) * sin;
       k = k * cos + rotate_half(k) * sin;
       if (cache) std::tie(k, v) = cache->append(i, cfg_.L, k, v);
@@ -251,10 +264,21 @@ class LlamaModel final : public Model {
       auto probs = attention_softmax(scores);
       if (cap) cap->keep(i, probs, q, kx, vx);
       auto o = torch::matmul(probs, vx).permute({0, 2, 1, 3}).reshape({B, T, H * hd});
-      x = x + linear(o, l.o_w, l.o_b);
-      auto m = rms_norm(x, l.post_norm, cfg_.eps);
-      auto f = activation(cfg_.act, linear(m, l.gate_w, l.gate_b)) * linear(m, l.up_w, l.up_b);
-      x = x + linear(f, l.down_w, l.down_b);
+      auto y = linear(o, l.o_w, l.o_b);
+      auto mid = x + y;
+      auto m = rms_norm(mid, l.post_norm, cfg_.eps);
+      auto gate = activation(cfg_.act, linear(m, l.gate_w, l.gate_b)), up = linear(m, l.up_w, l.up_b);
+      auto f = gate * up;
+      auto z = linear(f, l.down_w, l.down_b);
+      if (cap && cap->lrp && !cache) {
+        LrpLayer r;
+        r.x = x, r.attn_in = a, r.q = q, r.k = k, r.v = v, r.q_pre = q_pre, r.k_pre = k_pre, r.cos = cos, r.sin = sin;
+        r.probs = probs, r.ctx = o, r.attn_out = y, r.mid = mid, r.mlp_in = m, r.gate = gate, r.up = up, r.act = f;
+        r.mlp_out = z, r.wq = l.q_w, r.wk = l.k_w, r.wv = l.v_w, r.wo = l.o_w, r.w1 = l.gate_w, r.w_up = l.up_w;
+        r.w2 = l.down_w;
+        cap->lrp_layers.push_back(r);
+      }
+      x = mid + z;
       if (cap && cap->hidden && i + 1 < cfg_.L) cap->hidden_states.push_back(x);
     }
     x = rms_norm(x, w_.norm, cfg_.eps);

@@ -67,14 +67,26 @@ class Gpt2Model final : public Model {
                       const GradientOptions& o) const override {
     check_tokens(in, cfg_.vocab_size, cfg_.n_positions, "n_positions", 0);
     const int64_t T = int64_t(in.ids.size());
-    auto run = [&](const torch::Tensor& x, Capture* cap) {
-      auto ids = ids_tensor(in.ids).expand({x.size(0), T});
-      return gpt2::logits(w_, gpt2::forward_hidden(cfg_, w_, ids, cap, nullptr, x));
-    };
-    return gradients_with(run, {T, cfg_.n_embd}, batch, t, o, cfg_.n_layer, cfg_.vocab_size, T);
+    return gradients_with(run_on(in), {T, cfg_.n_embd}, batch, t, o, cfg_.n_layer, cfg_.vocab_size, T);
+  }
+
+  Relevance relevance(const ModelInput& in, const Target& t) const override {
+    check_tokens(in, cfg_.vocab_size, cfg_.n_positions, "n_positions", 0);
+    torch::NoGradGuard no_grad;
+    auto x = w_.wte.index_select(0, ids_tensor(in.ids).reshape({-1}));  // (T, D)
+    return relevance_with(run_on(in), x, t, cfg_.n_layer, cfg_.vocab_size, int64_t(in.ids.size()));
   }
 
  private:
+  // Logits from word embeddings x [B, T, D] of the input's tokens (the head recorded for LRP).
+  std::function<torch::Tensor(const torch::Tensor&, Capture*)> run_on(const ModelInput& in) const {
+    return [this, ids = ids_tensor(in.ids)](const torch::Tensor& x, Capture* cap) {
+      auto h = gpt2::forward_hidden(cfg_, w_, ids.expand({x.size(0), ids.size(1)}), cap, nullptr, x);
+      if (cap->lrp) cap->lrp_head = {{h, w_.lm_head}};
+      return gpt2::logits(w_, h);
+    };
+  }
+
   gpt2::Config cfg_;
   gpt2::Weights w_;
   ModelInfo info_;

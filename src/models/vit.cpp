@@ -180,6 +180,14 @@ class VitModel final : public Model {
     return gradients_with(fn, {cfg_.C, cfg_.image, cfg_.image}, batch, t, o, cfg_.L, int64_t(labels_.size()), 1);
   }
 
+  Relevance relevance(const ModelInput& in, const Target& t) const override {
+    check_pixels(in);
+    if (!w_.cls_w.defined()) throw Error("the checkpoint has no classification head (expected classifier.weight)");
+    auto fn = [&](const torch::Tensor& x, Capture* cap) { return run(x, cap, true); };
+    auto px = torch::from_blob(const_cast<float*>(in.pixels.ptr()), {cfg_.C, cfg_.image, cfg_.image}, torch::kFloat32);
+    return relevance_with(fn, px, t, cfg_.L, int64_t(labels_.size()), 1);
+  }
+
  private:
   void check_pixels(const ModelInput& in) const {
     const std::vector<int64_t> want{cfg_.C, cfg_.image, cfg_.image};
@@ -202,15 +210,29 @@ class VitModel final : public Model {
       auto probs = attention_softmax(torch::matmul(q, k.transpose(-1, -2)) * scale);
       cap->keep(i, probs, q, k, v);
       auto ctx = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B, T, D});
-      x = x + linear(ctx, l.o_w, l.o_b);
-      auto m = torch::layer_norm(x, {D}, l.ln2_w, l.ln2_b, cfg_.eps);
-      x = x + linear(activation(cfg_.act, linear(m, l.f1_w, l.f1_b)), l.f2_w, l.f2_b);
+      auto y = linear(ctx, l.o_w, l.o_b);
+      auto mid = x + y;
+      auto m = torch::layer_norm(mid, {D}, l.ln2_w, l.ln2_b, cfg_.eps);
+      auto g = activation(cfg_.act, linear(m, l.f1_w, l.f1_b));
+      auto z = linear(g, l.f2_w, l.f2_b);
+      if (cap->lrp) {
+        LrpLayer r;
+        r.x = x, r.attn_in = a, r.q = q, r.k = k, r.v = v, r.probs = probs, r.ctx = ctx, r.attn_out = y;
+        r.mid = mid, r.mlp_in = m, r.act = g, r.mlp_out = z;
+        r.wq = l.q_w, r.wk = l.k_w, r.wv = l.v_w, r.wo = l.o_w, r.w1 = l.f1_w, r.w2 = l.f2_w;
+        cap->lrp_layers.push_back(r);
+      }
+      x = mid + z;
       if (cap->hidden) cap->hidden_states.push_back(x);  // Hugging Face's hidden states are before the final norm
     }
     torch::Tensor logits;
     if (with_logits) {
       auto out = torch::layer_norm(x, {D}, w_.ln_w, w_.ln_b, cfg_.eps);
       logits = linear(out.select(1, 0), w_.cls_w, w_.cls_b);  // (B, classes) from [CLS]
+      if (cap->lrp) {
+        cap->lrp_head = {{out.select(1, 0), w_.cls_w}};
+        cap->lrp_position = 0;
+      }
     }
     return logits;
   }

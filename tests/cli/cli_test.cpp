@@ -8,7 +8,10 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "attnscope/attribution.h"
+#include "attnscope/checkpoint.h"
 #include "attnscope/explain.h"
+#include "attnscope/model.h"
 #include "attnscope/safetensors.h"
 #include "test_util.h"
 
@@ -579,6 +582,53 @@ TEST(Cli, ExplainGenerationTableEqualsARecomputationFromTheGenerationDump) {
   EXPECT_EQ(h.code, 0) << h.err;
 }
 
+// explain with the gradient methods: the CLI's numbers are the library's for the same tokens and
+// the predicted target; the ViT and the masked-LM paths write their figures.
+TEST(Cli, ExplainRelevanceAndGradientsEqualTheLibraryForThePredictedToken) {
+  const std::string tmp = test::temp_dir("cli_explain_grad");
+  const std::string text = "Call me Ishmael. Some years ago, never mind how long";
+  ASSERT_EQ(test::run_cli({"dump", "--text", text, "-o", tmp + "/d.safetensors"}).code, 0);
+  SafetensorsFile d(tmp + "/d.safetensors");
+  ModelInput in;
+  in.ids = test::read_i64(d, "input_ids");
+  auto m = load_model(Checkpoint(test::source_dir() + "/models/gpt2-moby"));
+  for (const char* method : {"relevance", "grad-attention", "grad-x-input"}) {
+    SCOPED_TRACE(method);
+    auto j = run_json({"explain", "--method", method, "--text", text, "--start-layer", "1", "-o", tmp + "/r.json"});
+    const int64_t T = int64_t(in.ids.size());
+    EXPECT_EQ(j["position"], T - 1);
+    const Target t{T - 1, j["target"]["index"].get<int64_t>(), "logit"};
+    AttributionOptions o;
+    o.method = method;
+    o.start_layer = 1;
+    const Attribution a = attribute(*m, in, t, Array::zeros(m->features(in).shape), o);
+    EXPECT_NEAR(j["value"].get<double>(), a.value, 1e-4);
+    const std::vector<double> want = a.attr.empty() ? a.per_unit : reduce_attribution(a.attr, "sum");
+    ASSERT_EQ(j["scores"].size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(j["scores"][k].get<double>(), want[k], 1e-6) << k;
+  }
+  // The predicted token is the argmax of the logits at the last position.
+  TraceOptions to;
+  to.logits = true;
+  const Trace tr = m->forward(in, to);
+  const int64_t V = tr.logits.dim(1), last = tr.logits.dim(0) - 1;
+  const float* row = tr.logits.ptr() + last * V;
+  auto j = run_json({"explain", "--method", "relevance", "--text", text, "-o", tmp + "/p.json"});
+  EXPECT_EQ(j["target"]["index"].get<int64_t>(), std::max_element(row, row + V) - row);
+  for (const auto& v : j["scores"]) EXPECT_GE(v.get<double>(), 0.0);  // (.)+ and a rollout: no negatives
+  // Figures: a ViT overlay, a masked-LM target.
+  const std::string digit = test::source_dir() + "/models/vit-mnist/samples/digit-0-0.png";
+  for (const char* ext : {".png", ".html"}) {
+    test::Run r = test::run_cli({"explain", "--method", "relevance", "--model",
+                                 test::source_dir() + "/models/vit-mnist", "--image", digit, "-o", tmp + "/v" + ext});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(test::file_exists(tmp + "/v" + ext));
+  }
+  auto b = run_json({"explain", "--method", "relevance", "--model", test::source_dir() + "/models/bert-moby", "--text",
+                     "Call me [MASK] . Some years ago", "-o", tmp + "/b.json"});
+  EXPECT_EQ(b["tokens"][b["position"].get<int>()], "[MASK]");
+}
+
 TEST(Cli, ExplainErrors) {
   const std::string tmp = test::temp_dir("cli_explain_err");
   expect_error({"explain", "--method", "magic", "--text", "x", "-o", tmp + "/x.json"},
@@ -595,4 +645,15 @@ TEST(Cli, ExplainErrors) {
                "expected a file ending in .json");
   expect_error({"explain", "--method", "activation", "--text", "x", "--layer", "9", "-o", tmp + "/x.json"},
                "--layer 9: expected 0..4");
+  expect_error(
+      {"explain", "--method", "relevance", "--text", "Call me", "--target-kind", "prob", "-o", tmp + "/x.json"},
+      "--target-kind prob: relevance explains a logit");
+  expect_error({"explain", "--method", "relevance", "--text", "Call me", "--start-layer", "7", "-o", tmp + "/x.json"},
+               "--start-layer 7: outside 0..3");
+  expect_error(
+      {"explain", "--method", "saliency", "--text", "Call me", "--target", " Ishmael the whale", "-o", tmp + "/x.json"},
+      "--target \" Ishmael the whale\"");
+  expect_error(
+      {"explain", "--method", "saliency", "--text", "Call me", "--target-id", "99999999", "-o", tmp + "/x.json"},
+      "99999999");
 }

@@ -185,3 +185,67 @@ TEST(Attribution, ReductionsFollowTheirDefinitions) {
   EXPECT_NEAR(sg[1], -1.0 / 8, 1e-12);
   EXPECT_THROW(reduce_attribution(a, "max"), Error);
 }
+
+// Chefer et al. CVPR 2021 relevance against tests/reference/relevance_reference.py: a float64
+// module-style implementation of the published rules (autograd relprops, as in
+// Transformer-Explainability) on GPT-2, BERT, RoBERTa BF16, DistilBERT, Llama GQA + RoPE, Qwen2
+// BF16 and two ViTs: the relevance and gradient at every layer's attention, and the rows.
+TEST(Attribution, RelevanceMatchesFloat64ModuleStyleLrpForEveryFamily) {
+  std::ifstream f(test::data_dir() + "/relevance_reference/relevance_expected.json");
+  ASSERT_TRUE(f.good()) << "run relevance_reference_generate first";
+  const auto all = nlohmann::json::parse(f);
+  ASSERT_EQ(all.size(), 8u);
+  for (const auto& e : all) {
+    SCOPED_TRACE(e["name"].get<std::string>());
+    auto m = load(e["dir"].get<std::string>());
+    SafetensorsFile ref(test::data_dir() + "/" + e["dir"].get<std::string>() + "/reference.safetensors");
+    ModelInput in;
+    if (m->info().image) {
+      const auto px = ref.to_f32("pixel_values");
+      in.pixels = Array::zeros({m->info().channels, m->info().image_size, m->info().image_size});
+      std::copy(px.begin(), px.end(), in.pixels.mutable_ptr());
+    } else {
+      in.ids = test::read_i64(ref, "input_ids");
+      if (ref.has("token_type_ids")) in.type_ids = test::read_i64(ref, "token_type_ids");
+    }
+    const Target t{e["position"], e["target"], "logit"};
+    const Relevance r = m->relevance(in, t);
+    EXPECT_NEAR(r.value, e["value"].get<double>(), 1e-4);
+    ASSERT_EQ(r.attention_relevance.size(), e["layers"].size());
+    for (size_t l = 0; l < r.attention_relevance.size(); ++l) {
+      for (const char* what : {"relevance", "grad"}) {
+        const Array& ours = std::string(what) == "grad" ? r.attention_grad[l] : r.attention_relevance[l];
+        const auto& theirs = e["layers"][l][what];
+        double d = 0, scale = 0;
+        const int64_t H = ours.dim(0), T = ours.dim(1);
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t i = 0; i < T; ++i)
+            for (int64_t j = 0; j < T; ++j) {
+              const double w = theirs[h][i][j].get<double>();
+              d = std::max(d, std::fabs(ours.ptr()[(h * T + i) * T + j] - w));
+              scale = std::max(scale, std::fabs(w));
+            }
+        // Gradients: 1e-5 of the largest value. Relevance maps: LRP's ratio rules (R / Z, and the add
+        // rule's rescaling by a sum) amplify the float32 forward's rounding where denominators are
+        // near 0, so 2e-4 of the largest value, or 3x what the reference itself moves between
+        // float64 and float32 / float32-sized input noise. (The rules alone: LrpRules, 1e-10.)
+        const bool g = std::string(what) == "grad";
+        const double spread = g ? 0.0 : e["f32_spread"]["layers"][l].get<double>();
+        EXPECT_LE(d, std::max((g ? 1e-5 : 2e-4) * scale, 3 * spread))
+            << what << " at layer " << l << ": max |diff| " << d << " of max " << scale << ", float32 spread "
+            << spread;
+      }
+    }
+    AttributionOptions o;
+    o.method = "relevance";
+    for (const char* row : {"row", "row_signed", "row_start1"}) {
+      if (e[row].is_null()) continue;
+      o.signed_evidence = std::string(row) == "row_signed";
+      o.start_layer = std::string(row) == "row_start1" ? 1 : 0;
+      const Attribution a = attribute(*m, in, t, Array::zeros(m->features(in).shape), o);
+      ASSERT_EQ(a.per_unit.size(), e[row].size());
+      const double tol = std::max(1e-5, 3 * e["f32_spread"][row].get<double>());
+      for (size_t k = 0; k < a.per_unit.size(); ++k) EXPECT_NEAR(a.per_unit[k], e[row][k].get<double>(), tol) << row;
+    }
+  }
+}
