@@ -39,6 +39,23 @@ void integration_points(const std::string& rule, int64_t steps, std::vector<doub
 Attribution attribute(const Model& model, const ModelInput& in, const Target& target, const Array& baseline,
                       const AttributionOptions& o);
 
+// Captum's LLM attribution (LLMGradientAttribution / LLMAttribution) of a continuation: for
+// continuation token i the input is prompt + continuation[0..i), F is `kind` (Captum: logprob) of
+// continuation[i] at the last position, the baseline replaces the prompt's features only
+// (prompt_baseline: [P, D], the generated positions keep theirs), and row i scores the P prompt
+// tokens: the raw per-token sum over the feature dimension ("l2": the L2 norm) of attr, or the
+// method's own per-token scores (occlusion, grad-attention, relevance).
+struct ContinuationAttribution {
+  std::vector<std::vector<double>> rows;  // [continuation][prompt]
+  std::vector<double> values;             // F per continuation token
+  std::vector<double> deltas;             // integrated gradients: convergence delta per row
+  int64_t passes = 0;
+};
+ContinuationAttribution attribute_continuation(const Model& model, const std::vector<int64_t>& prompt,
+                                               const std::vector<int64_t>& continuation, const Array& prompt_baseline,
+                                               const std::string& kind, const AttributionOptions& o,
+                                               const std::string& reduce);
+
 // Per-token (rows of a [T, D] attribution) or per-patch ([C, H, W] with the patch size) scores:
 // "l2" = L2 norm, normalised to sum 1 (unsigned; Ecco, LIT grad-norm); "sum" = sum over the
 // feature dimension divided by the L2 norm of those sums (signed; transformers-interpret);

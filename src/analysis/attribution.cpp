@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "attnscope/error.h"
+#include "attnscope/safetensors.h"
 
 namespace attnscope {
 
@@ -223,6 +224,47 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
   }
   throw Error("--method " + o.method +
               ": expected saliency, grad-x-input, integrated-gradients, occlusion, grad-attention or relevance");
+}
+
+ContinuationAttribution attribute_continuation(const Model& m, const std::vector<int64_t>& prompt,
+                                               const std::vector<int64_t>& continuation, const Array& prompt_baseline,
+                                               const std::string& kind, const AttributionOptions& o,
+                                               const std::string& reduce) {
+  if (reduce != "sum" && reduce != "signed" && reduce != "l2")
+    throw Error("--reduce " + reduce + ": expected l2, sum or signed");
+  if (continuation.empty()) throw Error("continuation: expected at least one token, found none");
+  const int64_t P = int64_t(prompt.size());
+  ContinuationAttribution out;
+  ModelInput in;
+  in.ids = prompt;
+  for (size_t i = 0; i < continuation.size(); ++i) {
+    const Array x = m.features(in);  // (T, D), T = P + i
+    const int64_t D = x.dim(1);
+    if (prompt_baseline.shape != std::vector<int64_t>{P, D})
+      throw Error("continuation: expected a prompt baseline of shape " + shape_str({P, D}) + ", found " +
+                  shape_str(prompt_baseline.shape));
+    Array b = copy_of(x);
+    std::copy(prompt_baseline.ptr(), prompt_baseline.ptr() + P * D, b.mutable_ptr());
+    const Target t{int64_t(in.ids.size()) - 1, continuation[i], kind};
+    const Attribution a = attribute(m, in, t, b, o);
+    std::vector<double> row(size_t(P), 0.0);
+    for (int64_t k = 0; k < P; ++k) {
+      if (a.attr.empty()) {
+        row[size_t(k)] = a.per_unit.at(size_t(k));
+        continue;
+      }
+      const float* r = a.attr.ptr() + k * D;
+      double acc = 0;
+      for (int64_t d = 0; d < D; ++d) acc += reduce == "l2" ? double(r[d]) * r[d] : r[d];
+      row[size_t(k)] = reduce == "l2" ? std::sqrt(acc) : acc;
+    }
+    out.rows.push_back(std::move(row));
+    out.values.push_back(a.value);
+    out.deltas.push_back(a.delta);
+    out.passes += a.passes;
+    in.ids.push_back(continuation[i]);
+  }
+  return out;
 }
 
 std::vector<double> reduce_attribution(const Array& attr, const std::string& how, int64_t patch) {

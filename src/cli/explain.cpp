@@ -98,6 +98,7 @@ struct Output {
   std::string image;  // image models: the input image (row drawn over its patches)
   int64_t grid = 0;
   bool signed_scores = false;  // the row is signed evidence (red/green, robust scaling)
+  bool signed_matrix = false;  // the matrix has negative values (diverging colours around 0)
 };
 
 void write_output(const Output& o, const ExplainArgs& a) {
@@ -151,6 +152,10 @@ void write_output(const Output& o, const ExplainArgs& a) {
     HeatmapOptions ho;
     ho.title = o.title;
     ho.annotate = o.annotate;
+    if (o.signed_matrix) {
+      ho.cmap = "rdbu_r";
+      ho.centered = true;
+    }
     ho.x_label = o.method == "activation" ? "Tokens" : "Input Tokens";
     ho.y_label = o.method == "activation" ? "Layer" : "Output Tokens";
     render_heatmap(o.matrix, ho, a.out);
@@ -180,7 +185,7 @@ Target resolve_target(const Model& m, const Tokenizer* tok, const Prepared& p, c
                       std::string* described) {
   const ModelInfo& info = m.info();
   Target t;
-  t.kind = a.target_kind;
+  t.kind = a.target_kind.empty() ? "logit" : a.target_kind;
   t.position = position;
   if (info.head == "classifier") {
     t.position = 0;
@@ -246,14 +251,88 @@ Target resolve_target(const Model& m, const Tokenizer* tok, const Prepared& p, c
   return t;
 }
 
+// One attribution row per continuation token (Captum's LLM attribution): a token x token matrix.
+void explain_continuation(const Model& m, const Tokenizer& tok, const Prepared& p, const ExplainArgs& a,
+                          const AttributionOptions& ao, const Array& baseline, Output& out) {
+  const ModelInfo& info = m.info();
+  const char* flag = a.continuation_text.empty() ? "--continuation" : "--continuation-text";
+  if (!info.causal || info.head != "lm")
+    throw Error(std::string(flag) + ": model_type '" + info.model_type +
+                "' does not generate (expected a causal language model: gpt2, llama, qwen2, mistral)");
+  if (!a.target.empty() || a.target_id >= 0 || !a.position.empty())
+    throw Error(std::string(flag) +
+                ": the targets are the continuation's tokens; drop --target/--target-id/--position");
+  std::vector<int64_t> cont;
+  if (!a.continuation_text.empty()) {
+    const Encoding e = tok.encode(a.continuation_text);
+    for (size_t i = 0; i < e.size(); ++i)
+      if (!e.special[i]) cont.push_back(e.ids[i]);
+    if (cont.empty()) throw Error("--continuation-text: expected text that makes at least one token, found none");
+  } else {
+    if (a.max_new_tokens < 1)
+      throw Error("--max-new-tokens " + std::to_string(a.max_new_tokens) + ": expected 1 or more");
+    GenerateOptions g;
+    g.max_new_tokens = a.max_new_tokens;
+    g.attention = false;
+    const Generation gen = m.generate(p.enc.ids, g, [](const std::vector<int64_t>&) { return false; });
+    cont.assign(gen.ids.begin() + int64_t(gen.prompt_length), gen.ids.end());
+    if (cont.empty()) throw Error("--continuation: the model generated no token (it ended the text at once)");
+  }
+  const std::string kind = a.target_kind.empty() ? "logprob" : a.target_kind;
+  const std::string reduce = a.reduce.empty() ? (a.method == "saliency" ? "l2" : "sum") : a.reduce;
+  const ContinuationAttribution r = attribute_continuation(m, p.enc.ids, cont, baseline, kind, ao, reduce);
+  std::vector<std::string> rows, cols = p.enc.display;
+  std::string text;
+  for (int64_t id : cont) rows.push_back(tok.display_of(id)), text += tok.display_of(id);
+  const int64_t P = int64_t(cols.size()), N = int64_t(rows.size());
+  out.matrix.rows = N;
+  out.matrix.cols = P;
+  out.matrix.row_labels = rows;
+  out.matrix.col_labels = cols;
+  bool negative = false;
+  for (const auto& row : r.rows)
+    for (double v : row) {
+      out.matrix.values.push_back(float(v));
+      negative = negative || v < 0;
+    }
+  out.signed_matrix = negative;
+  out.annotate = N * P <= 400;
+  out.title = a.method + " per continuation token (" + kind + ")";
+  out.notes = {"continuation (" + std::string(a.continuation_text.empty() ? "greedy" : "given") + ", " +
+                   std::to_string(N) + " tokens): " + text,
+               "row i: " + kind +
+                   " of continuation token i given the prompt and tokens 0..i-1, attributed to the "
+                   "prompt's tokens (per token: " +
+                   reduce +
+                   " over the embedding); the baseline replaces the prompt's "
+                   "features only"};
+  nlohmann::json& j = out.json;
+  std::vector<double> seq(size_t(P), 0.0);
+  for (const auto& row : r.rows)
+    for (int64_t k = 0; k < P; ++k) seq[size_t(k)] += row[size_t(k)];
+  j["prompt_tokens"] = cols;
+  j["continuation_tokens"] = rows;
+  j["continuation_ids"] = cont;
+  j["continuation_text"] = text;
+  j["target_kind"] = kind;
+  j["reduce"] = reduce;
+  j["token_attr"] = r.rows;
+  j["seq_attr"] = seq;
+  j["values"] = r.values;
+  j["passes"] = r.passes;
+  if (a.method == "integrated-gradients") j["convergence_deltas"] = r.deltas;
+  std::cerr << "attnscope: continuation: " << text << "\n";
+}
+
 void explain_gradients(const Model& m, const Checkpoint& ck, const Common& o, const ExplainArgs& a, Output& out,
                        std::unique_ptr<Tokenizer>& tok) {
   const ModelInfo& info = m.info();
   Prepared p = prepare(o, m, ck.dir(), tok);
   nlohmann::json& j = out.json;
+  const bool continuation = a.continuation || !a.continuation_text.empty();
   const int64_t pos = info.image ? 0 : explained_position(a.position, m, tok.get(), p.enc);
   std::string described;
-  const Target t = resolve_target(m, tok.get(), p, a, pos, &described);
+  const Target t = continuation ? Target{} : resolve_target(m, tok.get(), p, a, pos, &described);
   // The baseline x': zero features, or the features of [CLS] + [PAD]... + [SEP].
   const Array x = m.features(p.in);
   Array baseline = Array::zeros(x.shape);
@@ -273,6 +352,10 @@ void explain_gradients(const Model& m, const Checkpoint& ck, const Common& o, co
   ao.method = a.method;
   ao.start_layer = a.rollout.start_layer;
   if (info.image && ao.method == "occlusion") ao.window = info.patch_size;
+  if (continuation) {
+    explain_continuation(m, *tok, p, a, ao, baseline, out);
+    return;
+  }
   const Attribution r = attribute(m, p.in, t, baseline, ao);
   std::string reduce = a.reduce.empty() ? (a.method == "saliency" ? "l2" : "sum") : a.reduce;
   std::vector<double> scores;
@@ -339,13 +422,14 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
                 "rollout/flow/relevance: first layer of the product (default 0)");
   c->add_option("--layer", a.layer, "activation: the layer drawn (0 = embeddings; default the last)");
   c->add_option("--p", a.p, "activation: the power p of ||h||_p^p (default 2)");
-  c->add_option("--max-new-tokens,-n", a.max_new_tokens, "generation: tokens to generate (default 20)");
+  c->add_option("--max-new-tokens,-n", a.max_new_tokens, "generation, --continuation: tokens to generate (default 20)");
   c->add_flag("--sigmoid", a.sigmoid, "generation: colour by the sigmoid-normalised display (the numbers stay exact)");
   c->add_option("--target", a.target,
                 "gradient methods: the token (a string that is one token, e.g. \" Paris\") or class (label or index); "
                 "default: the predicted one");
   c->add_option("--target-id", a.target_id, "gradient methods: the target as a token id");
-  c->add_option("--target-kind", a.target_kind, "gradient methods: F is the logit (default), prob or logprob");
+  c->add_option("--target-kind", a.target_kind,
+                "gradient methods: F is the logit (default; --continuation: logprob), prob or logprob");
   c->add_option("--baseline", a.baseline,
                 "integrated-gradients/occlusion: zero (zero embedding / zero pixels, default) or pad "
                 "([CLS] + [PAD]... + [SEP], text)");
@@ -357,6 +441,11 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
                 "riemann_trapezoid");
   c->add_option("--batch", a.attribution.batch, "inputs per forward/backward pass (default 16; bounds memory)");
   c->add_option("--window", a.attribution.window, "occlusion: tokens per occluded span (default 1; images: a patch)");
+  c->add_flag("--continuation", a.continuation,
+              "gradient methods: generate -n tokens greedily and attribute each to the prompt (one row per token, "
+              "Captum's LLM attribution; F defaults to logprob)");
+  c->add_option("--continuation-text", a.continuation_text,
+                "gradient methods: attribute each token of this continuation of the prompt instead");
   c->add_flag("--signed", a.attribution.signed_evidence,
               "grad-attention/relevance: keep negative evidence (no (.)+ in the head mean)");
 }

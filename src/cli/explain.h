@@ -15,8 +15,10 @@ struct ExplainArgs {
   int64_t layer = -1, max_new_tokens = 20;
   double p = 2;
   // Gradient and perturbation methods.
-  std::string target, target_kind = "logit", baseline = "zero", reduce;
+  std::string target, target_kind, baseline = "zero", reduce;  // target_kind "": logit (continuation: logprob)
   int64_t target_id = -1;
+  bool continuation = false;      // attribute each of -n greedily generated tokens
+  std::string continuation_text;  // ... or of this given continuation
   AttributionOptions attribution;
 };
 

@@ -624,6 +624,25 @@ TEST(Cli, ExplainRelevanceAndGradientsEqualTheLibraryForThePredictedToken) {
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_TRUE(test::file_exists(tmp + "/v" + ext));
   }
+  // A continuation: one row per greedily generated token (the same tokens `generate` prints), one
+  // column per prompt token; given text is attributed token by token.
+  auto c = run_json(
+      {"explain", "--method", "grad-x-input", "--continuation", "-n", "4", "--text", text, "-o", tmp + "/c.json"});
+  test::Run g = test::run_cli({"generate", "--text", text, "-n", "4", "-o", tmp + "/g.safetensors"});
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_NE(g.out.find(c["continuation_text"].get<std::string>()), std::string::npos) << g.out;
+  ASSERT_EQ(c["token_attr"].size(), 4u);
+  EXPECT_EQ(c["token_attr"][0].size(), in.ids.size());
+  EXPECT_EQ(c["target_kind"], "logprob");
+  auto ct = run_json(
+      {"explain", "--method", "saliency", "--continuation-text", " the whale", "--text", text, "-o", tmp + "/ct.json"});
+  EXPECT_EQ(ct["continuation_tokens"].size(), 2u);
+  EXPECT_EQ(ct["continuation_tokens"][1], " whale");
+  for (const char* ext : {".png", ".html"}) {
+    test::Run r = test::run_cli({"explain", "--method", "integrated-gradients", "--steps", "4", "--continuation", "-n",
+                                 "3", "--text", text, "-o", tmp + "/c" + ext});
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
   auto b = run_json({"explain", "--method", "relevance", "--model", test::source_dir() + "/models/bert-moby", "--text",
                      "Call me [MASK] . Some years ago", "-o", tmp + "/b.json"});
   EXPECT_EQ(b["tokens"][b["position"].get<int>()], "[MASK]");
@@ -645,6 +664,12 @@ TEST(Cli, ExplainErrors) {
                "expected a file ending in .json");
   expect_error({"explain", "--method", "activation", "--text", "x", "--layer", "9", "-o", tmp + "/x.json"},
                "--layer 9: expected 0..4");
+  expect_error({"explain", "--method", "saliency", "--model", bert_model(), "--text", "x", "--continuation", "-o",
+                tmp + "/x.json"},
+               "--continuation: model_type 'bert' does not generate");
+  expect_error(
+      {"explain", "--method", "saliency", "--text", "x", "--continuation", "--target", " the", "-o", tmp + "/x.json"},
+      "the targets are the continuation's tokens");
   expect_error(
       {"explain", "--method", "relevance", "--text", "Call me", "--target-kind", "prob", "-o", tmp + "/x.json"},
       "--target-kind prob: relevance explains a logit");

@@ -73,6 +73,31 @@ TEST(Attribution, MatchesFloat64PyTorchOnGpt2) {
   }
 }
 
+// One row per continuation token (Captum's LLM attribution with layer integrated gradients on the
+// word embeddings): against the float64 PyTorch rows of attribution_reference.py.
+TEST(Attribution, ContinuationRowsMatchFloat64PyTorch) {
+  const auto e = expected();
+  auto m = load("gpt2_reference/five_layers_untied");
+  const auto prompt = e["ids"].get<std::vector<int64_t>>();
+  const auto cont = e["continuation_ids"].get<std::vector<int64_t>>();
+  AttributionOptions o;
+  o.method = "integrated-gradients";
+  o.steps = 32;
+  const int64_t P = int64_t(prompt.size()), D = m->info().d_model;
+  const ContinuationAttribution r = attribute_continuation(*m, prompt, cont, Array::zeros({P, D}), "logprob", o, "sum");
+  ASSERT_EQ(r.rows.size(), cont.size());
+  for (size_t i = 0; i < cont.size(); ++i) {
+    const auto& want = e["continuation_ig32_rows"][i];
+    ASSERT_EQ(r.rows[i].size(), want.size());
+    double scale = 0;
+    for (const auto& v : want) scale = std::max(scale, std::fabs(v.get<double>()));
+    for (size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(r.rows[i][k], want[k].get<double>(), 1e-4 * scale) << i;
+    EXPECT_NEAR(r.values[i], e["continuation_values"][i].get<double>(), 1e-5);
+  }
+  EXPECT_EQ(r.passes, int64_t(cont.size()) * 3);  // 33 inputs per row in batches of 16
+  EXPECT_THROW(attribute_continuation(*m, prompt, cont, Array::zeros({P + 1, D}), "logprob", o, "sum"), Error);
+}
+
 // <grad F, v> against (F(x + eps v) - F(x - eps v)) / (2 eps) in a random direction, per family.
 TEST(Attribution, GradientsMatchCentralDifferencesForEveryFamily) {
   struct Case {

@@ -72,6 +72,35 @@ f0, _ = run(torch.zeros_like(x))
 expected["ig32"] = ig.tolist()
 expected["ig32_baseline_value"] = float(f0)
 expected["ig32_delta"] = float(ig.sum() - (float(f) - float(f0)))
+# Captum's LLM attribution of a continuation (LLMGradientAttribution with LayerIntegratedGradients on
+# the word embeddings): row i explains log_softmax(logits[-1])[cont[i]] for the input ids + cont[:i];
+# only the prompt's embeddings are interpolated from 0; the row sums attr over the embedding.
+perm = torch.randperm(w["wte.weight"].shape[0], generator=torch.Generator().manual_seed(5))
+cont = perm[T:T + 3]  # distinct from the prompt's ids
+
+
+def logprob_of(prompt_embeddings, i):
+    ww = dict(w)
+    wte = ww["wte.weight"].clone()
+    wte[ids] = prompt_embeddings
+    ww["wte.weight"] = wte
+    full = torch.cat([ids, cont[:i]])
+    out = reference(case, ww, full, dtype=torch.float64)
+    return torch.log_softmax(out["logits"][-1], -1)[cont[i]]
+
+
+rows, values = [], []
+for i in range(len(cont)):
+    acc = np.zeros_like(grad)
+    for a, wt in zip(alphas, weights):
+        xi = (a * x.detach()).clone().requires_grad_(True)
+        logprob_of(xi, i).backward()
+        acc += wt * xi.grad.numpy()
+    rows.append((x.detach().numpy() * acc).sum(-1).tolist())
+    values.append(float(logprob_of(x.detach(), i)))
+expected["continuation_ids"] = cont.tolist()
+expected["continuation_ig32_rows"] = rows
+expected["continuation_values"] = values
 with open(os.path.join(out_dir, "attribution_expected.json"), "w") as fh:
     json.dump(expected, fh)
 print(out_dir, "F =", float(f), "IG delta", expected["ig32_delta"])
