@@ -16,7 +16,8 @@ struct AttributionOptions {
   int64_t steps = 50;  // integrated gradients: integration points
   std::string rule = "gausslegendre";  // or riemann_left | riemann_right | riemann_middle | riemann_trapezoid
   int64_t batch = 16;                  // inputs per forward/backward pass (bounds memory)
-  int64_t window = 1;                  // occlusion: tokens per occluded span (images: one patch)
+  int64_t window = 1;                  // occlusion: tokens per occluded window (images: one patch)
+  int64_t stride = 1;                  // occlusion: tokens between window starts (Captum's strides)
   bool signed_evidence = false;        // grad-attention, relevance: keep negative evidence (no (.)+)
   int64_t start_layer = 0;             // relevance: first layer of the rollout
 };
@@ -26,7 +27,8 @@ struct Attribution {
   double value = 0;              // F(x)
   double baseline_value = 0;     // F(x') (integrated gradients, occlusion: F with everything occluded is not used)
   double delta = 0;              // integrated gradients: sum(attr) - (F(x) - F(x'))
-  std::vector<double> per_unit;  // occlusion: the drop F(x) - F(x with the unit occluded); grad-attention: the row
+  std::vector<double> per_unit;  // occlusion: per token/patch the mean drop F(x) - F(x occluded) of the windows
+                                 // covering it; grad-attention, relevance: the row
   int64_t passes = 0;            // forward/backward passes run
 };
 

@@ -90,7 +90,8 @@ struct Target {
 };
 
 struct GradientOptions {
-  bool attention = false;  // also keep every layer's attention and its gradient (batch item 0)
+  bool attention = false;    // also keep every layer's attention and its gradient (batch item 0)
+  bool values_only = false;  // F only: a forward pass without autograd (Gradients::grad stays empty)
 };
 
 struct Gradients {

@@ -80,18 +80,20 @@ Array copy_of(const Array& a) {
 
 // F (and gradients) for many inputs, `batch` at a time.
 Gradients batched(const Model& m, const ModelInput& in, const std::vector<Array>& xs, const Target& t, int64_t batch,
-                  int64_t* passes) {
+                  int64_t* passes, bool values_only = false) {
   Gradients all;
   const int64_t per = xs.empty() ? 0 : xs[0].numel();
   std::vector<int64_t> shape{int64_t(xs.size())};
   if (!xs.empty()) shape.insert(shape.end(), xs[0].shape.begin(), xs[0].shape.end());
-  all.grad = Array::zeros(shape);
+  if (!values_only) all.grad = Array::zeros(shape);
   for (size_t b = 0; b < xs.size(); b += size_t(batch)) {
     std::vector<Array> chunk(xs.begin() + long(b), xs.begin() + long(std::min(xs.size(), b + size_t(batch))));
-    Gradients g = m.gradients(in, chunk, t, {});
+    GradientOptions go;
+    go.values_only = values_only;
+    Gradients g = m.gradients(in, chunk, t, go);
     ++*passes;
     all.value.insert(all.value.end(), g.value.begin(), g.value.end());
-    std::copy(g.grad.ptr(), g.grad.ptr() + g.grad.numel(), all.grad.mutable_ptr() + int64_t(b) * per);
+    if (!values_only) std::copy(g.grad.ptr(), g.grad.ptr() + g.grad.numel(), all.grad.mutable_ptr() + int64_t(b) * per);
   }
   return all;
 }
@@ -143,16 +145,26 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
     return r;
   }
   if (o.method == "occlusion") {
-    // Units: tokens (rows of [T, D]) in spans of `window`, or patches of a [C, H, W] image.
+    // Captum's Occlusion: windows of `window` tokens every `stride` tokens (images: the patches)
+    // replaced by the baseline; a token's score is the mean drop F(x) - F(x occluded) over the
+    // windows that cover it. Forward passes only.
+    if (o.window < 1 || o.stride < 1)
+      throw Error("--window/--stride " + std::to_string(o.window) + "/" + std::to_string(o.stride) +
+                  ": expected at least 1");
     std::vector<Array> xs{copy_of(x)};
-    std::vector<std::vector<int64_t>> units;  // feature indices of each unit
+    std::vector<std::vector<int64_t>> units;   // the occluded feature indices of each window
+    std::vector<std::vector<int64_t>> covers;  // the score units (tokens / patches) each window covers
     if (x.shape.size() == 2) {
       const int64_t T = x.dim(0), D = x.dim(1);
-      for (int64_t s = 0; s < T; ++s) {
-        std::vector<int64_t> idx;
-        for (int64_t tt = s; tt < std::min(T, s + o.window); ++tt)
+      for (int64_t s = 0; s < T; s += o.stride) {
+        std::vector<int64_t> idx, toks;
+        for (int64_t tt = s; tt < std::min(T, s + o.window); ++tt) {
+          toks.push_back(tt);
           for (int64_t d = 0; d < D; ++d) idx.push_back(tt * D + d);
+        }
         units.push_back(idx);
+        covers.push_back(toks);
+        if (s + o.window >= T) break;
       }
     } else {
       const int64_t C = x.dim(0), H = x.dim(1), W = x.dim(2), p = o.window;
@@ -162,6 +174,7 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
           for (int64_t c = 0; c < C; ++c)
             for (int64_t y = r0; y < std::min(H, r0 + p); ++y)
               for (int64_t xx = c0; xx < std::min(W, c0 + p); ++xx) idx.push_back((c * H + y) * W + xx);
+          covers.push_back({int64_t(units.size())});
           units.push_back(idx);
         }
     }
@@ -170,9 +183,13 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
       for (int64_t k : u) o2.mutable_ptr()[k] = baseline.ptr()[k];
       xs.push_back(o2);
     }
-    Gradients g = batched(m, in, xs, t, o.batch, &r.passes);
+    Gradients g = batched(m, in, xs, t, o.batch, &r.passes, /*values_only=*/true);
     r.value = g.value[0];
-    for (size_t u = 0; u < units.size(); ++u) r.per_unit.push_back(g.value[0] - g.value[u + 1]);
+    const size_t n_scores = x.shape.size() == 2 ? size_t(x.dim(0)) : units.size();
+    std::vector<double> sum(n_scores, 0.0), count(n_scores, 0.0);
+    for (size_t u = 0; u < units.size(); ++u)
+      for (int64_t k : covers[u]) sum[size_t(k)] += g.value[0] - g.value[u + 1], count[size_t(k)] += 1;
+    for (size_t k = 0; k < n_scores; ++k) r.per_unit.push_back(count[k] > 0 ? sum[k] / count[k] : 0.0);
     return r;
   }
   if (o.method == "grad-attention" || o.method == "relevance") {

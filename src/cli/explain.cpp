@@ -440,7 +440,8 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
                 "integrated-gradients: gausslegendre (default), riemann_left, riemann_right, riemann_middle, "
                 "riemann_trapezoid");
   c->add_option("--batch", a.attribution.batch, "inputs per forward/backward pass (default 16; bounds memory)");
-  c->add_option("--window", a.attribution.window, "occlusion: tokens per occluded span (default 1; images: a patch)");
+  c->add_option("--window", a.attribution.window, "occlusion: tokens per occluded window (default 1; images: a patch)");
+  c->add_option("--stride", a.attribution.stride, "occlusion: tokens between window starts (default 1)");
   c->add_flag("--continuation", a.continuation,
               "gradient methods: generate -n tokens greedily and attribute each to the prompt (one row per token, "
               "Captum's LLM attribution; F defaults to logprob)");

@@ -156,8 +156,8 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
       throw Error("gradients: expected features of shape " + shape_str(shape) + ", found " + shape_str(a.shape));
     items.push_back(torch::from_blob(const_cast<float*>(a.ptr()), shape, torch::kFloat32));
   }
-  torch::AutoGradMode on(true);
-  auto x = torch::stack(items).clone().set_requires_grad(true);  // (B, ...)
+  torch::AutoGradMode on(!o.values_only);
+  auto x = torch::stack(items).clone().set_requires_grad(!o.values_only);  // (B, ...)
   Capture cap;
   cap.attention = o.attention;
   cap.grad = o.attention;
@@ -169,10 +169,11 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
     f = torch::softmax(out, 1).select(1, t.index);
   else
     f = torch::log_softmax(out, 1).select(1, t.index);
-  f.sum().backward();
   Gradients g;
   auto fv = f.detach().to(torch::kDouble).contiguous();
   g.value.assign(fv.data_ptr<double>(), fv.data_ptr<double>() + fv.numel());
+  if (o.values_only) return g;
+  f.sum().backward();
   g.grad = array_of(x.grad());
   if (o.attention) {
     for (int64_t l = 0; l < n_layers; ++l) {
@@ -201,10 +202,13 @@ Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&,
   Relevance out;
   out.value = f.item<double>();
   // The head: a one-hot at the target logit through its linear layers (norms and activations pass).
-  auto r = torch::zeros({1, n_outputs});
-  r[0][t.index] = 1.0;
+  // Outputs other than the target carry no relevance, so the top layer needs only the target's row.
   const int64_t pos = cap.lrp_position >= 0 ? cap.lrp_position : t.position;
-  for (const auto& h : cap.lrp_head) r = lrp::linear(h.in.dim() == 3 ? h.in.select(1, pos) : h.in, h.w, r);
+  torch::Tensor r;
+  for (const auto& h : cap.lrp_head) {
+    auto in = h.in.dim() == 3 ? h.in.select(1, pos) : h.in;
+    r = r.defined() ? lrp::linear(in, h.w, r) : lrp::linear(in, h.w.narrow(0, t.index, 1), torch::ones({1, 1}));
+  }
   auto rl = torch::zeros_like(cap.lrp_layers.back().x);
   rl.select(1, pos).copy_(r);
   std::vector<torch::Tensor> r_probs(static_cast<size_t>(n_layers));

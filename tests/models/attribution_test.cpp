@@ -63,6 +63,16 @@ TEST(Attribution, MatchesFloat64PyTorchOnGpt2) {
   EXPECT_LT(rel_diff(ig.attr, e["ig32"]), 1e-4);
   EXPECT_NEAR(ig.baseline_value, e["ig32_baseline_value"].get<double>(), 1e-5);
   EXPECT_EQ(ig.passes, 7);
+  o.method = "occlusion";
+  o.steps = 50;
+  o.window = 2;  // 6 windows of 2 tokens, stride 1: the tokens inside get the mean drop
+  o.batch = 4;
+  const Attribution oc = attribute(*m, in, t, Array::zeros(m->features(in).shape), o);
+  ASSERT_EQ(oc.per_unit.size(), e["occlusion_w2"].size());
+  for (size_t k = 0; k < oc.per_unit.size(); ++k) EXPECT_NEAR(oc.per_unit[k], e["occlusion_w2"][k].get<double>(), 1e-4);
+  EXPECT_EQ(oc.passes, 2);  // 7 inputs (x and 6 windows), 4 per pass
+  o.window = 1;
+  o.batch = 16;
   o.method = "grad-attention";
   for (bool sign : {false, true}) {
     o.signed_evidence = sign;

@@ -72,6 +72,19 @@ f0, _ = run(torch.zeros_like(x))
 expected["ig32"] = ig.tolist()
 expected["ig32_baseline_value"] = float(f0)
 expected["ig32_delta"] = float(ig.sum() - (float(f) - float(f0)))
+# Captum's Occlusion with sliding_window_shapes (2, D), strides (1, D), baseline 0: each token gets
+# the mean drop F(x) - F(x with the window zeroed) over the windows that cover it.
+with torch.no_grad():
+    fx = float(run(x.detach())[0])
+    drops, counts = np.zeros(T), np.zeros(T)
+    for s0 in range(0, T - 1):
+        xo = x.detach().clone()
+        xo[s0:s0 + 2] = 0
+        d = fx - float(run(xo)[0])
+        drops[s0:s0 + 2] += d
+        counts[s0:s0 + 2] += 1
+expected["occlusion_w2"] = (drops / counts).tolist()
+
 # Captum's LLM attribution of a continuation (LLMGradientAttribution with LayerIntegratedGradients on
 # the word embeddings): row i explains log_softmax(logits[-1])[cont[i]] for the input ids + cont[:i];
 # only the prompt's embeddings are interpolated from 0; the row sums attr over the embedding.
