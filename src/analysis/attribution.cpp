@@ -126,9 +126,9 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
         p.mutable_ptr()[k] = float(baseline.ptr()[k] + a * (x.ptr()[k] - baseline.ptr()[k]));
       path.push_back(p);
     }
-    path.push_back(copy_of(x));
-    path.push_back(copy_of(baseline));
     Gradients g = batched(m, in, path, t, o.batch, &r.passes);
+    // F(x) and F(x') for the convergence delta: one forward pass, no gradients.
+    const Gradients ends = batched(m, in, {copy_of(x), copy_of(baseline)}, t, o.batch, &r.passes, true);
     std::vector<double> acc(size_t(n), 0.0);
     for (size_t s = 0; s < alphas.size(); ++s)
       for (int64_t k = 0; k < n; ++k) acc[size_t(k)] += weights[s] * g.grad.ptr()[int64_t(s) * n + k];
@@ -139,8 +139,8 @@ Attribution attribute(const Model& m, const ModelInput& in, const Target& t, con
       r.attr.mutable_ptr()[k] = float(v);
       sum += v;
     }
-    r.value = g.value[alphas.size()];
-    r.baseline_value = g.value[alphas.size() + 1];
+    r.value = ends.value[0];
+    r.baseline_value = ends.value[1];
     r.delta = sum - (r.value - r.baseline_value);
     return r;
   }

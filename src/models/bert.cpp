@@ -328,7 +328,8 @@ class BertFamilyModel final : public Model {
     auto types = in.type_ids.empty() ? torch::zeros({1, T}, torch::kLong) : ids_tensor(in.type_ids);
     return [this, ids, types, T](const torch::Tensor& x, Capture* cap) {
       const int64_t B = x.size(0);
-      return mlm_logits(cfg_, w_, forward_hidden(cfg_, w_, ids.expand({B, T}), types.expand({B, T}), cap, x), cap);
+      auto h = forward_hidden(cfg_, w_, ids.expand({B, T}), types.expand({B, T}), cap, x);
+      return mlm_logits(cfg_, w_, cap->head_position >= 0 ? h.narrow(1, cap->head_position, 1) : h, cap);
     };
   }
 

@@ -138,7 +138,7 @@ torch::Tensor at_position(const torch::Tensor& out, const Target& t, int64_t n_p
   if (out.dim() != 3) return out;
   if (t.position < 0 || t.position >= n_positions)
     throw Error("target position " + std::to_string(t.position) + ": outside 0.." + std::to_string(n_positions - 1));
-  return out.select(1, t.position);
+  return out.select(1, out.size(1) == 1 ? 0 : t.position);  // (B, 1, V) when run computed that row only
 }
 
 }  // namespace
@@ -161,6 +161,9 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
   Capture cap;
   cap.attention = o.attention;
   cap.grad = o.attention;
+  // The head runs on the target's row only (not B x T x vocabulary logits); a position outside the
+  // input leaves every row to at_position, which names the error.
+  cap.head_position = t.position >= 0 && t.position < n_positions ? t.position : -1;
   auto out = at_position(run(x, &cap), t, n_positions);  // (B, V) or (B, classes)
   torch::Tensor f;                                       // (B,)
   if (t.kind == "logit")

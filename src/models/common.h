@@ -20,6 +20,7 @@ struct Capture {
   std::vector<torch::Tensor> attention_probs;  // per layer [B, H, T, T] (undefined if not wanted)
   std::vector<torch::Tensor> q, k, v;          // per layer [B, H, T, hd] (undefined if not wanted)
   std::vector<torch::Tensor> hidden_states;    // n_layers + 1 of [B, T, D]
+  int64_t head_position = -1;                  // >= 0: token heads return logits of this position only, [B, 1, V]
   bool lrp = false;                            // record what relevance propagation needs
   std::vector<LrpLayer> lrp_layers;            // per layer
   std::vector<LrpLinear> lrp_head;             // the output head's linear layers, top first

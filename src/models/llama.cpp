@@ -227,7 +227,7 @@ class LlamaModel final : public Model {
     return [this, ids = ids_tensor(in.ids)](const torch::Tensor& x, Capture* cap) {
       auto h = step(ids.expand({x.size(0), ids.size(1)}), nullptr, cap, x);
       if (cap->lrp) cap->lrp_head = {{h, w_.lm_head}};
-      return torch::matmul(h, w_.lm_head.t());
+      return torch::matmul(cap->head_position >= 0 ? h.narrow(1, cap->head_position, 1) : h, w_.lm_head.t());
     };
   }
 

@@ -83,7 +83,7 @@ class Gpt2Model final : public Model {
     return [this, ids = ids_tensor(in.ids)](const torch::Tensor& x, Capture* cap) {
       auto h = gpt2::forward_hidden(cfg_, w_, ids.expand({x.size(0), ids.size(1)}), cap, nullptr, x);
       if (cap->lrp) cap->lrp_head = {{h, w_.lm_head}};
-      return gpt2::logits(w_, h);
+      return gpt2::logits(w_, cap->head_position >= 0 ? h.narrow(1, cap->head_position, 1) : h);
     };
   }
 

@@ -58,11 +58,11 @@ TEST(Attribution, MatchesFloat64PyTorchOnGpt2) {
   EXPECT_LT(rel_diff(attribute(*m, in, t, Array::zeros(m->features(in).shape), o).attr, e["grad_x_input"]), 1e-4);
   o.method = "integrated-gradients";
   o.steps = 32;
-  o.batch = 5;  // 34 inputs in 7 passes
+  o.batch = 5;  // 32 path points in 7 passes with gradients, then F(x) and F(x') in one forward
   const Attribution ig = attribute(*m, in, t, Array::zeros(m->features(in).shape), o);
   EXPECT_LT(rel_diff(ig.attr, e["ig32"]), 1e-4);
   EXPECT_NEAR(ig.baseline_value, e["ig32_baseline_value"].get<double>(), 1e-5);
-  EXPECT_EQ(ig.passes, 7);
+  EXPECT_EQ(ig.passes, 8);
   o.method = "occlusion";
   o.steps = 50;
   o.window = 2;  // 6 windows of 2 tokens, stride 1: the tokens inside get the mean drop
@@ -104,7 +104,7 @@ TEST(Attribution, ContinuationRowsMatchFloat64PyTorch) {
     for (size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(r.rows[i][k], want[k].get<double>(), 1e-4 * scale) << i;
     EXPECT_NEAR(r.values[i], e["continuation_values"][i].get<double>(), 1e-5);
   }
-  EXPECT_EQ(r.passes, int64_t(cont.size()) * 3);  // 33 inputs per row in batches of 16
+  EXPECT_EQ(r.passes, int64_t(cont.size()) * 3);  // per row: 32 path points in 2 passes, then F(x), F(x')
   EXPECT_THROW(attribute_continuation(*m, prompt, cont, Array::zeros({P + 1, D}), "logprob", o, "sum"), Error);
 }
 
@@ -182,8 +182,8 @@ TEST(Attribution, IntegratedGradientsCompletenessImprovesWithSteps) {
   const Attribution a = attribute(*m, in, t, zero, o);
   o.batch = 12;
   const Attribution b = attribute(*m, in, t, zero, o);
-  EXPECT_EQ(a.passes, 12);
-  EXPECT_EQ(b.passes, 1);
+  EXPECT_EQ(a.passes, 12);  // 10 path points, then F(x) and F(x')
+  EXPECT_EQ(b.passes, 2);
   for (int64_t k = 0; k < a.attr.numel(); ++k) EXPECT_NEAR(a.attr.ptr()[k], b.attr.ptr()[k], 1e-5);
 }
 
