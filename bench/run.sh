@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side: whole-process `attnscope heatmap` vs the seed's Python program (PyTorch +
-# matplotlib + seaborn) on the same GPT-2-small-sized random checkpoint, and forward+capture
-# at 1,024 tokens. Writes bench/out/results.md. Run via `make bench`.
+# matplotlib + seaborn) on the same GPT-2-small-sized random checkpoint, forward+capture at 1,024
+# tokens, every family, the views in chromium, and every explain method (integrated gradients vs a
+# Captum-style PyTorch loop). Writes bench/out/results.md. Run via `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench/out
@@ -41,6 +42,10 @@ families=$(
   build/bench/bench_forward "$out/llama-random" 512 3 128
   build/bench/bench_forward "$out/vit-base-random" 0 3
 )
+
+# Every explain method at 128 and 512 tokens, and integrated gradients against a Captum-style
+# PyTorch loop on the same checkpoint.
+explain=$(/usr/bin/python3 bench/explain_bench.py build/attnscope "$ck" "$out/explain" models/bert-moby/heldout.txt)
 
 # The exported views in a real browser (Debian chromium via playwright-core, offline).
 viewer=$(node bench/viewer.mjs build/attnscope "$ck" "$out/views")
@@ -100,5 +105,11 @@ for line in sys.stdin:
   echo "run included), first drawn frame after opening it, and per-interaction times measured in the page:"
   echo
   echo "$viewer"
+  echo
+  echo "attnscope explain on the same checkpoint: time of the method itself (after loading), the whole"
+  echo "process and its peak memory; then integrated gradients side by side with a Captum-style PyTorch"
+  echo "loop (bench/captum_style_ig.py) on the same tokens, steps and chunk size:"
+  echo
+  echo "$explain"
 } > "$out/results.md"
 cat "$out/results.md"
