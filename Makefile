@@ -51,6 +51,15 @@ demo: build
 	@$(BIN) view --model models/llama-moby --text-file models/gpt2-moby/sample.txt --truncate --layer 3 --heads 2 \
 	  -o $(OUT)/llama-moby-view.html
 	@$(BIN) view --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png -o $(OUT)/vit-mnist-view.html
+	@$(BIN) explain --text "Call me Ishmael. Some years ago" --method relevance -o $(OUT)/explain-relevance.html
+	@$(BIN) explain --text "Call me Ishmael. Some years ago" --method integrated-gradients -o $(OUT)/explain-ig.png
+	@$(BIN) explain --text "Call me Ishmael. Some years ago" --method grad-x-input --continuation -n 8 \
+	  -o $(OUT)/explain-continuation.png
+	@$(BIN) explain --text "Call me Ishmael. Some years ago" --method generation -n 8 -o $(OUT)/explain-generation.html
+	@$(BIN) explain --model models/vit-mnist --image models/vit-mnist/samples/digit-7-0.png --method relevance \
+	  -o $(OUT)/vit-mnist-relevance.png
+	@$(BIN) explain --model models/bert-moby --text "Call me Ishmael. Some years ago I went to [MASK]." \
+	  --method integrated-gradients --baseline pad -o $(OUT)/bert-moby-ig.png
 	@echo "demo results in $(OUT)/ (open the .html files in a browser)"
 
 test: build
