@@ -272,6 +272,15 @@ TEST(Attribution, RelevanceMatchesFloat64ModuleStyleLrpForEveryFamily) {
       }
     }
     AttributionOptions o;
+    o.method = "grad-attention";  // ICCV 2021 on the same gradients
+    for (bool sign : {false, true}) {
+      o.signed_evidence = sign;
+      const Attribution a = attribute(*m, in, t, Array::zeros(m->features(in).shape), o);
+      const auto& want = e[sign ? "grad_attention_signed" : "grad_attention"];
+      ASSERT_EQ(a.per_unit.size(), want.size());
+      for (size_t k = 0; k < want.size(); ++k)
+        EXPECT_NEAR(a.per_unit[k], want[k].get<double>(), 1e-5) << "grad-attention";
+    }
     o.method = "relevance";
     for (const char* row : {"row", "row_signed", "row_start1"}) {
       if (e[row].is_null()) continue;

@@ -440,6 +440,13 @@ def run(case):
         for signed in (False, True):
             c = g * ra
             cams[signed].append((c if signed else c.clamp(min=0)).mean(0))
+    # Chefer et al. ICCV 2021 (grad-attention) on the same gradients: R = I, R <- R + E_h[(∇A ⊙ A)+] R.
+    for signed in (False, True):
+        R = torch.eye(T)
+        for b in case["blocks"]:
+            c = b.attn.probs.grad * b.attn.probs.detach()
+            R = R + (c if signed else c.clamp(min=0)).mean(0) @ R
+        out["grad_attention_signed" if signed else "grad_attention"] = R[pos].tolist()
     out["row"] = rollout(cams[False], 0)[pos].tolist()
     out["row_signed"] = rollout(cams[True], 0)[pos].tolist()
     out["row_start1"] = rollout(cams[False], 1)[pos].tolist() if len(cams[False]) > 1 else None
