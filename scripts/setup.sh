@@ -15,6 +15,8 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy python3-matplotlib python3-seaborn python3-regex python3-pil  # references, Python baselines
   python3-networkx                            # the established max-flow the attention-flow test compares with
+  python3-scipy python3-sklearn               # projection references (Spearman) and the t-SNE baseline of the bench
+  libhnswlib-dev                              # approximate nearest neighbours for t-SNE/UMAP over large corpora
   chromium                                    # the real browser of the viewer tests (playwright-core drives it)
   time
 )

@@ -1,0 +1,81 @@
+// Low-dimensional embeddings of point clouds, for AttentionViz-style joint query-key views: PCA,
+// t-SNE (Barnes-Hut, van der Maaten 2014, with scikit-learn's defaults) and the measures used to
+// judge them (trustworthiness, Spearman correlation). Points are row-major float [n, d].
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace attnscope {
+
+// The first `dims` principal components of the centred points ([n, dims]); each component's sign
+// makes its largest-magnitude loading positive. variance (optional): the variance each explains.
+std::vector<float> pca(const float* x, int64_t n, int64_t d, int64_t dims, std::vector<double>* variance = nullptr);
+
+// The k nearest neighbours of every point (squared Euclidean; excluding the point itself), nearest
+// first: indices [n, k] and squared distances [n, k], on every core. Exact up to `exact_up_to`
+// points, above that approximate (hnswlib's HNSW graph, M 16, ef 200; recall tested).
+void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
+                        std::vector<float>* dist2, int64_t exact_up_to = 8000);
+
+// The symmetric t-SNE affinities: per point a Gaussian over its 3 * perplexity nearest neighbours
+// with its precision found by binary search for the perplexity (entropy in nats), then
+// P = (P + P^T) / sum. Compressed sparse rows.
+struct Affinities {
+  int64_t n = 0;
+  std::vector<int64_t> row;  // n + 1 offsets
+  std::vector<int64_t> col;
+  std::vector<double> val;
+};
+Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexity);
+
+// KL(P || Q) of an embedding y ([n, dims]) with Student-t Q, exactly (O(n^2)); grad (optional,
+// [n, dims]) gets dKL/dy = 4 sum_j (p_ij - q_ij) (y_i - y_j) / (1 + |y_i - y_j|^2).
+double tsne_kl(const Affinities& p, const std::vector<double>& y, int64_t dims, std::vector<double>* grad = nullptr);
+
+struct TsneOptions {
+  int64_t dims = 2;  // 2 or 3
+  double perplexity = 30;
+  int64_t iterations = 1000;
+  double early_exaggeration = 12;
+  int64_t exaggeration_iterations = 250;
+  double learning_rate = 0;  // 0: scikit-learn's "auto", max(n / early_exaggeration / 4, 50)
+  double theta = 0.5;        // Barnes-Hut opening angle; 0 = exact gradient
+  uint64_t seed = 0;
+};
+
+struct TsneResult {
+  std::vector<float> y;  // [n, dims]
+  double kl = 0;         // KL(P || Q) at the end (exact when n <= 20000, else the Barnes-Hut estimate)
+};
+
+// t-SNE as scikit-learn's TSNE runs it: PCA initialisation scaled to std 1e-4, early exaggeration
+// with momentum 0.5, then momentum 0.8, adaptive gains (min 0.01).
+TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o);
+
+struct UmapOptions {
+  int64_t dims = 2;
+  int64_t neighbours = 15;
+  double min_dist = 0.1, spread = 1.0;
+  int64_t epochs = 0;  // 0: umap-learn's default, 500 up to 10,000 points, else 200
+  int64_t negative_sample_rate = 5;
+  uint64_t seed = 0;
+};
+
+// a, b of the low-dimensional similarity 1 / (1 + a d^(2b)), least-squares fitted (as umap-learn)
+// to 1 below min_dist and exp(-(d - min_dist) / spread) above, on 300 points of [0, 3 spread].
+std::pair<double, double> umap_ab(double min_dist, double spread);
+
+// UMAP (McInnes et al. 2018) as umap-learn runs it: fuzzy k-neighbour graph (rho, sigma by binary
+// search to log2(k)), fuzzy union, edges sampled in proportion to their weight over the epochs
+// with a linearly decaying rate, negative sampling, gradients clipped to 4. Initialisation: PCA
+// scaled to a largest coordinate of 10 (umap-learn's init="pca"). Deterministic for a seed.
+std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o);
+
+// Trustworthiness (Venna & Kaski; scikit-learn's definition) of an embedding with k neighbours:
+// 1 - 2 / (n k (2n - 3k - 1)) * sum_i sum_{j in N_k^emb(i) \ N_k^orig(i)} (r(i, j) - k).
+double trustworthiness(const float* x, int64_t d, const float* y, int64_t dims, int64_t n, int64_t k);
+
+// Spearman's rank correlation (average ranks for ties).
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
+
+}  // namespace attnscope

@@ -1,0 +1,731 @@
+#include "attnscope/projection.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <random>
+#include <thread>
+
+#include <hnswlib/hnswlib.h>
+
+#include "attnscope/error.h"
+
+namespace attnscope {
+
+namespace {
+
+// Runs fn(begin, end) over [0, n) on every core.
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(std::thread::hardware_concurrency(), n / 64 + 1));
+  if (threads == 1) return fn(0, n);
+  std::vector<std::thread> pool;
+  const int64_t per = (n + threads - 1) / threads;
+  for (int64_t t = 0; t < threads; ++t) {
+    const int64_t b = t * per, e = std::min(n, b + per);
+    if (b < e) pool.emplace_back(fn, b, e);
+  }
+  for (auto& th : pool) th.join();
+}
+
+// Eigen-decomposition of a symmetric d x d matrix by cyclic Jacobi rotations: values descending,
+// vectors as the columns of v (row-major d x d).
+void symmetric_eigen(std::vector<double> a, int64_t d, std::vector<double>* values, std::vector<double>* v) {
+  v->assign(size_t(d * d), 0.0);
+  for (int64_t i = 0; i < d; ++i) (*v)[size_t(i * d + i)] = 1;
+  auto A = [&](int64_t i, int64_t j) -> double& { return a[size_t(i * d + j)]; };
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0, total = 0;
+    for (int64_t i = 0; i < d; ++i)
+      for (int64_t j = 0; j < d; ++j) (i == j ? total : off) += A(i, j) * A(i, j);
+    if (off <= 1e-30 * (total + off) || off == 0) break;
+    for (int64_t p = 0; p < d; ++p)
+      for (int64_t q = p + 1; q < d; ++q) {
+        const double apq = A(p, q);
+        if (std::fabs(apq) < 1e-300) continue;
+        const double theta = (A(q, q) - A(p, p)) / (2 * apq);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), s = t * c;
+        for (int64_t k = 0; k < d; ++k) {  // A <- J^T A J
+          const double akp = A(k, p), akq = A(k, q);
+          A(k, p) = c * akp - s * akq;
+          A(k, q) = s * akp + c * akq;
+        }
+        for (int64_t k = 0; k < d; ++k) {
+          const double apk = A(p, k), aqk = A(q, k);
+          A(p, k) = c * apk - s * aqk;
+          A(q, k) = s * apk + c * aqk;
+        }
+        for (int64_t k = 0; k < d; ++k) {
+          double& vkp = (*v)[size_t(k * d + p)];
+          double& vkq = (*v)[size_t(k * d + q)];
+          const double x = vkp, y = vkq;
+          vkp = c * x - s * y;
+          vkq = s * x + c * y;
+        }
+      }
+  }
+  std::vector<int64_t> order(static_cast<size_t>(d));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return A(i, i) > A(j, j); });
+  std::vector<double> sorted(size_t(d * d));
+  values->resize(size_t(d));
+  for (int64_t c = 0; c < d; ++c) {
+    (*values)[size_t(c)] = A(order[size_t(c)], order[size_t(c)]);
+    for (int64_t r = 0; r < d; ++r) sorted[size_t(r * d + c)] = (*v)[size_t(r * d + order[size_t(c)])];
+  }
+  *v = std::move(sorted);
+}
+
+}  // namespace
+
+std::vector<float> pca(const float* x, int64_t n, int64_t d, int64_t dims, std::vector<double>* variance) {
+  if (n < 2 || d < 1 || dims < 1 || dims > d)
+    throw Error("pca: expected at least 2 points and 1 <= dims <= " + std::to_string(d) + ", found n " +
+                std::to_string(n) + ", dims " + std::to_string(dims));
+  std::vector<double> mean(size_t(d), 0.0), cov(size_t(d * d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < d; ++k) mean[size_t(k)] += x[i * d + k];
+  for (double& m : mean) m /= double(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* r = x + i * d;
+    for (int64_t a = 0; a < d; ++a) {
+      const double ca = r[a] - mean[size_t(a)];
+      for (int64_t b = a; b < d; ++b) cov[size_t(a * d + b)] += ca * (r[b] - mean[size_t(b)]);
+    }
+  }
+  for (int64_t a = 0; a < d; ++a)
+    for (int64_t b = a; b < d; ++b) cov[size_t(b * d + a)] = cov[size_t(a * d + b)] /= double(n - 1);
+  std::vector<double> values, vecs;
+  symmetric_eigen(cov, d, &values, &vecs);
+  for (int64_t c = 0; c < dims; ++c) {  // sign: the largest-magnitude loading positive
+    int64_t best = 0;
+    for (int64_t r = 1; r < d; ++r)
+      if (std::fabs(vecs[size_t(r * d + c)]) > std::fabs(vecs[size_t(best * d + c)])) best = r;
+    if (vecs[size_t(best * d + c)] < 0)
+      for (int64_t r = 0; r < d; ++r) vecs[size_t(r * d + c)] = -vecs[size_t(r * d + c)];
+  }
+  if (variance) variance->assign(values.begin(), values.begin() + dims);
+  std::vector<float> out(size_t(n * dims));
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      for (int64_t c = 0; c < dims; ++c) {
+        double s = 0;
+        for (int64_t k = 0; k < d; ++k) s += (x[i * d + k] - mean[size_t(k)]) * vecs[size_t(k * d + c)];
+        out[size_t(i * dims + c)] = float(s);
+      }
+  });
+  return out;
+}
+
+void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
+                        std::vector<float>* dist2, int64_t exact_up_to) {
+  if (k < 1 || k >= n)
+    throw Error("nearest neighbours: expected 1 <= k < n (" + std::to_string(n) + "), found " + std::to_string(k));
+  idx->assign(size_t(n * k), 0);
+  dist2->assign(size_t(n * k), 0.0f);
+  if (n > exact_up_to) {
+    hnswlib::L2Space space(static_cast<size_t>(d));
+    hnswlib::HierarchicalNSW<float> index(&space, static_cast<size_t>(n), 16, 200, 42);
+    index.addPoint(x, 0);  // the first point alone, then the rest in parallel (hnswlib's pattern)
+    parallel_for(n - 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b + 1; i < e + 1; ++i) index.addPoint(x + i * d, static_cast<size_t>(i));
+    });
+    index.setEf(static_cast<size_t>(std::max<int64_t>(200, 2 * k)));
+    parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        auto found = index.searchKnnCloserFirst(x + i * d, static_cast<size_t>(k + 1));
+        int64_t m = 0;
+        for (const auto& [dist, label] : found) {
+          if (int64_t(label) == i || m == k) continue;
+          (*idx)[size_t(i * k + m)] = int64_t(label);
+          (*dist2)[size_t(i * k + m)] = dist;
+          ++m;
+        }
+        for (; m < k; ++m) {  // fewer than k found besides i (duplicates): repeat the last
+          (*idx)[size_t(i * k + m)] = m > 0 ? (*idx)[size_t(i * k + m - 1)] : (i + 1) % n;
+          (*dist2)[size_t(i * k + m)] = m > 0 ? (*dist2)[size_t(i * k + m - 1)] : 0.0f;
+        }
+      }
+    });
+    return;
+  }
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n));
+    for (int64_t i = b; i < e; ++i) {
+      const float* xi = x + i * d;
+      for (int64_t j = 0; j < n; ++j) {
+        const float* xj = x + j * d;
+        float s = 0;
+        for (int64_t c = 0; c < d; ++c) s += (xi[c] - xj[c]) * (xi[c] - xj[c]);
+        all[size_t(j)] = {j == i ? INFINITY : s, j};
+      }
+      std::partial_sort(all.begin(), all.begin() + k, all.end());
+      for (int64_t m = 0; m < k; ++m) {
+        (*idx)[size_t(i * k + m)] = all[size_t(m)].second;
+        (*dist2)[size_t(i * k + m)] = all[size_t(m)].first;
+      }
+    }
+  });
+}
+
+Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexity) {
+  if (perplexity <= 0) throw Error("--perplexity " + std::to_string(perplexity) + ": expected a positive number");
+  const int64_t k = std::min<int64_t>(n - 1, int64_t(3 * perplexity + 1));
+  std::vector<int64_t> idx;
+  std::vector<float> dist;
+  nearest_neighbours(x, n, d, k, &idx, &dist);
+  // Conditional p_j|i by binary search on the precision beta (scikit-learn's
+  // _binary_search_perplexity: entropy in nats, tolerance 1e-5, 100 steps).
+  std::vector<double> cond(size_t(n * k));
+  const double target = std::log(perplexity);
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double beta = 1, lo = -INFINITY, hi = INFINITY;
+      const float* di = &dist[size_t(i * k)];
+      double* pi = &cond[size_t(i * k)];
+      for (int step = 0; step < 100; ++step) {
+        double sum = 0;
+        for (int64_t m = 0; m < k; ++m) sum += pi[m] = std::exp(-double(di[m]) * beta);
+        if (sum == 0) sum = 1e-8;
+        double h = 0;
+        for (int64_t m = 0; m < k; ++m) {
+          pi[m] /= sum;
+          h += double(di[m]) * pi[m];
+        }
+        h = std::log(sum) + beta * h;
+        const double diff = h - target;
+        if (std::fabs(diff) <= 1e-5) break;
+        if (diff > 0) {
+          lo = beta;
+          beta = hi == INFINITY ? beta * 2 : (beta + hi) / 2;
+        } else {
+          hi = beta;
+          beta = lo == -INFINITY ? beta / 2 : (beta + lo) / 2;
+        }
+      }
+    }
+  });
+  // P + P^T over the union of the neighbour lists, normalised to sum 1.
+  std::vector<std::vector<std::pair<int64_t, double>>> rows(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < k; ++m) {
+      const int64_t j = idx[size_t(i * k + m)];
+      rows[size_t(i)].push_back({j, cond[size_t(i * k + m)]});
+      rows[size_t(j)].push_back({i, cond[size_t(i * k + m)]});
+    }
+  Affinities p;
+  p.n = n;
+  p.row.push_back(0);
+  double total = 0;
+  for (auto& r : rows) {
+    std::sort(r.begin(), r.end());
+    for (size_t a = 0; a < r.size();) {
+      size_t b = a;
+      double v = 0;
+      while (b < r.size() && r[b].first == r[a].first) v += r[b++].second;
+      p.col.push_back(r[a].first);
+      p.val.push_back(v);
+      total += v;
+      a = b;
+    }
+    p.row.push_back(int64_t(p.col.size()));
+  }
+  for (double& v : p.val) v /= std::max(total, 1e-300);
+  return p;
+}
+
+double tsne_kl(const Affinities& p, const std::vector<double>& y, int64_t dims, std::vector<double>* grad) {
+  const int64_t n = p.n;
+  auto w_of = [&](int64_t i, int64_t j, double* diff) {
+    double d2 = 0;
+    for (int64_t c = 0; c < dims; ++c) {
+      diff[c] = y[size_t(i * dims + c)] - y[size_t(j * dims + c)];
+      d2 += diff[c] * diff[c];
+    }
+    return 1 / (1 + d2);
+  };
+  std::vector<double> zi(size_t(n), 0.0), rep(size_t(n * dims), 0.0);
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    double diff[3];
+    for (int64_t i = b; i < e; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        if (j == i) continue;
+        const double w = w_of(i, j, diff);
+        zi[size_t(i)] += w;
+        for (int64_t c = 0; c < dims; ++c) rep[size_t(i * dims + c)] += w * w * diff[c];
+      }
+  });
+  const double z = std::accumulate(zi.begin(), zi.end(), 0.0);
+  double kl = 0, diff[3];
+  if (grad) grad->assign(size_t(n * dims), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t e = p.row[size_t(i)]; e < p.row[size_t(i + 1)]; ++e) {
+      const double pij = p.val[size_t(e)], w = w_of(i, p.col[size_t(e)], diff);
+      if (pij > 0) kl += pij * std::log(pij / (w / z));
+      if (grad)
+        for (int64_t c = 0; c < dims; ++c) (*grad)[size_t(i * dims + c)] += 4 * pij * w * diff[c];
+    }
+    if (grad)
+      for (int64_t c = 0; c < dims; ++c) (*grad)[size_t(i * dims + c)] -= 4 * rep[size_t(i * dims + c)] / z;
+  }
+  return kl;
+}
+
+namespace {
+
+// A 2^D-ary space-partitioning tree (quadtree / octree) with centres of mass, for the Barnes-Hut
+// approximation of t-SNE's repulsive forces.
+template <int D>
+class SpaceTree {
+ public:
+  SpaceTree(const std::vector<double>& y, int64_t n) : y_(y) {
+    std::array<double, D> lo, hi;
+    lo.fill(INFINITY);
+    hi.fill(-INFINITY);
+    for (int64_t i = 0; i < n; ++i)
+      for (int c = 0; c < D; ++c) {
+        lo[size_t(c)] = std::min(lo[size_t(c)], y[size_t(i * D + c)]);
+        hi[size_t(c)] = std::max(hi[size_t(c)], y[size_t(i * D + c)]);
+      }
+    Node root;
+    double half = 0;
+    for (int c = 0; c < D; ++c) {
+      root.center[size_t(c)] = (lo[size_t(c)] + hi[size_t(c)]) / 2;
+      half = std::max(half, (hi[size_t(c)] - lo[size_t(c)]) / 2);
+    }
+    root.half = half * (1 + 1e-5) + 1e-12;
+    nodes_.reserve(size_t(4 * n));
+    nodes_.push_back(root);
+    for (int64_t i = 0; i < n; ++i) insert(0, i, 0);
+  }
+
+  // Repulsion on point i: sum over the cells far enough (size / distance < theta) of
+  // count * q^2 * (y_i - com) into neg, and count * q into the returned sum (q = 1 / (1 + d^2)).
+  double repulse(int64_t i, double theta, double* neg) const {
+    double sum_q = 0;
+    int64_t stack[64 * (1 << D)];
+    int64_t top = 0;
+    stack[top++] = 0;
+    const double* yi = &y_[size_t(i * D)];
+    while (top > 0) {
+      const Node& nd = nodes_[size_t(stack[--top])];
+      if (nd.count == 0) continue;
+      double diff[D], d2 = 0;
+      for (int c = 0; c < D; ++c) {
+        diff[c] = yi[c] - nd.com[size_t(c)];
+        d2 += diff[c] * diff[c];
+      }
+      const bool leaf = nd.child < 0;
+      if (leaf || 2 * nd.half < theta * std::sqrt(d2)) {
+        double count = double(nd.count);
+        if (leaf && d2 < 1e-300) count -= 1;  // the point itself (and exact duplicates of it)
+        if (count <= 0) continue;
+        const double q = 1 / (1 + d2);
+        sum_q += count * q;
+        for (int c = 0; c < D; ++c) neg[c] += count * q * q * diff[c];
+      } else {
+        for (int k = 0; k < (1 << D); ++k) stack[top++] = nd.child + k;
+      }
+    }
+    return sum_q;
+  }
+
+ private:
+  struct Node {
+    std::array<double, D> center{}, com{};
+    double half = 0;
+    int64_t count = 0;
+    int64_t child = -1;  // first of 2^D children, or -1 for a leaf
+    int64_t point = -1;  // a leaf's point
+  };
+
+  void insert(int64_t node, int64_t i, int depth) {
+    const double* yi = &y_[size_t(i * D)];
+    for (;;) {
+      Node& nd = nodes_[size_t(node)];
+      for (int c = 0; c < D; ++c)
+        nd.com[size_t(c)] = (nd.com[size_t(c)] * double(nd.count) + yi[c]) / double(nd.count + 1);
+      nd.count += 1;
+      if (nd.child < 0) {
+        if (nd.count == 1) {
+          nd.point = i;
+          return;
+        }
+        if (depth > 48) return;  // duplicates: the leaf holds them all
+        subdivide(node);
+        const int64_t old = nodes_[size_t(node)].point;
+        nodes_[size_t(node)].point = -1;
+        // Re-insert the old point one level down (its mass is already counted here).
+        insert_below(node, old, depth);
+      }
+      node = nodes_[size_t(node)].child + octant(nodes_[size_t(node)], yi);
+      ++depth;
+    }
+  }
+
+  void insert_below(int64_t node, int64_t i, int depth) {
+    const int64_t c = nodes_[size_t(node)].child + octant(nodes_[size_t(node)], &y_[size_t(i * D)]);
+    insert(c, i, depth + 1);
+  }
+
+  static int octant(const Node& nd, const double* p) {
+    int k = 0;
+    for (int c = 0; c < D; ++c)
+      if (p[c] > nd.center[size_t(c)]) k |= 1 << c;
+    return k;
+  }
+
+  void subdivide(int64_t node) {
+    const int64_t first = int64_t(nodes_.size());
+    const Node parent = nodes_[size_t(node)];
+    for (int k = 0; k < (1 << D); ++k) {
+      Node ch;
+      ch.half = parent.half / 2;
+      for (int c = 0; c < D; ++c) ch.center[size_t(c)] = parent.center[size_t(c)] + ((k >> c) & 1 ? ch.half : -ch.half);
+      nodes_.push_back(ch);
+    }
+    nodes_[size_t(node)].child = first;
+  }
+
+  const std::vector<double>& y_;
+  std::vector<Node> nodes_;
+};
+
+// dKL/dy with exaggerated P: 4 (sum_j p_ij q_ij (y_i - y_j) - sum_j q_ij^2 (y_i - y_j) / Z),
+// attraction over P's entries, repulsion by Barnes-Hut (theta > 0) or over all pairs.
+template <int D>
+double gradient(const Affinities& p, double exaggeration, const std::vector<double>& y, double theta,
+                std::vector<double>* grad, bool want_kl) {
+  const int64_t n = p.n;
+  std::vector<double> neg(size_t(n * D), 0.0), sum_q(size_t(n), 0.0);
+  if (theta > 0) {
+    SpaceTree<D> tree(y, n);
+    parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
+    });
+  } else {
+    parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          if (j == i) continue;
+          double diff[D], d2 = 0;
+          for (int c = 0; c < D; ++c) {
+            diff[c] = y[size_t(i * D + c)] - y[size_t(j * D + c)];
+            d2 += diff[c] * diff[c];
+          }
+          const double q = 1 / (1 + d2);
+          sum_q[size_t(i)] += q;
+          for (int c = 0; c < D; ++c) neg[size_t(i * D + c)] += q * q * diff[c];
+        }
+    });
+  }
+  const double z = std::accumulate(sum_q.begin(), sum_q.end(), 0.0);
+  grad->assign(size_t(n * D), 0.0);
+  std::vector<double> kl_part(size_t(n), 0.0);
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      double pos[D] = {};
+      for (int64_t k = p.row[size_t(i)]; k < p.row[size_t(i + 1)]; ++k) {
+        const int64_t j = p.col[size_t(k)];
+        double diff[D], d2 = 0;
+        for (int c = 0; c < D; ++c) {
+          diff[c] = y[size_t(i * D + c)] - y[size_t(j * D + c)];
+          d2 += diff[c] * diff[c];
+        }
+        const double q = 1 / (1 + d2), pij = p.val[size_t(k)] * exaggeration;
+        for (int c = 0; c < D; ++c) pos[c] += pij * q * diff[c];
+        if (want_kl && p.val[size_t(k)] > 0)
+          kl_part[size_t(i)] +=
+              p.val[size_t(k)] * std::log(std::max(p.val[size_t(k)], 1e-300) / std::max(q / z, 1e-300));
+      }
+      for (int c = 0; c < D; ++c) (*grad)[size_t(i * D + c)] = 4 * (pos[c] - neg[size_t(i * D + c)] / z);
+    }
+  });
+  return std::accumulate(kl_part.begin(), kl_part.end(), 0.0);
+}
+
+}  // namespace
+
+TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
+  if (o.dims != 2 && o.dims != 3) throw Error("t-SNE: expected 2 or 3 dimensions, found " + std::to_string(o.dims));
+  if (n < 4) throw Error("t-SNE: expected at least 4 points, found " + std::to_string(n));
+  if (o.perplexity >= double(n)) throw Error("t-SNE: the perplexity must be below the number of points");
+  const Affinities p = tsne_affinities(x, n, d, o.perplexity);
+  const int64_t D = o.dims;
+  // scikit-learn's init="pca": the first components, scaled so that the first has std 1e-4.
+  const std::vector<float> init = pca(x, n, d, D);
+  double mean0 = 0, var0 = 0;
+  for (int64_t i = 0; i < n; ++i) mean0 += init[size_t(i * D)];
+  mean0 /= double(n);
+  for (int64_t i = 0; i < n; ++i) var0 += (init[size_t(i * D)] - mean0) * (init[size_t(i * D)] - mean0);
+  const double scale = 1e-4 / std::max(std::sqrt(var0 / double(n)), 1e-300);
+  std::vector<double> y(size_t(n * D)), update(size_t(n * D), 0.0), gains(size_t(n * D), 1.0), grad;
+  for (size_t k = 0; k < y.size(); ++k) y[k] = double(init[k]) * scale;
+  const double lr = o.learning_rate > 0 ? o.learning_rate : std::max(double(n) / o.early_exaggeration / 4, 50.0);
+  for (int64_t it = 0; it < o.iterations; ++it) {
+    const bool early = it < o.exaggeration_iterations;
+    const double momentum = early ? 0.5 : 0.8;
+    if (D == 2)
+      gradient<2>(p, early ? o.early_exaggeration : 1.0, y, o.theta, &grad, false);
+    else
+      gradient<3>(p, early ? o.early_exaggeration : 1.0, y, o.theta, &grad, false);
+    for (size_t k = 0; k < y.size(); ++k) {
+      const bool inc = update[k] * grad[k] < 0;
+      gains[k] = std::max(inc ? gains[k] + 0.2 : gains[k] * 0.8, 0.01);
+      update[k] = momentum * update[k] - lr * gains[k] * grad[k];
+      y[k] += update[k];
+    }
+  }
+  TsneResult r;
+  r.y.assign(y.begin(), y.end());
+  if (n <= 20000)
+    r.kl = tsne_kl(p, y, D);
+  else
+    r.kl = D == 2 ? gradient<2>(p, 1.0, y, o.theta, &grad, true) : gradient<3>(p, 1.0, y, o.theta, &grad, true);
+  return r;
+}
+
+std::pair<double, double> umap_ab(double min_dist, double spread) {
+  if (!(min_dist >= 0) || !(spread > 0) || min_dist > spread)
+    throw Error("UMAP: expected 0 <= min_dist <= spread and spread > 0");
+  std::vector<double> xs, ys;
+  for (int i = 0; i < 300; ++i) {
+    const double x = 3 * spread * double(i) / 299;
+    xs.push_back(x);
+    ys.push_back(x < min_dist ? 1.0 : std::exp(-(x - min_dist) / spread));
+  }
+  // Levenberg-Marquardt on the residuals 1 / (1 + a x^(2b)) - y, from a = 1, b = 1 (scipy's
+  // curve_fit default start).
+  double a = 1, b = 1, lambda = 1e-3;
+  auto cost = [&](double aa, double bb) {
+    double c = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      const double f = 1 / (1 + aa * std::pow(xs[i], 2 * bb));
+      c += (f - ys[i]) * (f - ys[i]);
+    }
+    return c;
+  };
+  double c = cost(a, b);
+  for (int it = 0; it < 500; ++it) {
+    double jtj[2][2] = {{0, 0}, {0, 0}}, jtr[2] = {0, 0};
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (xs[i] <= 0) continue;
+      const double p = std::pow(xs[i], 2 * b), f = 1 / (1 + a * p), r = f - ys[i];
+      const double da = -p * f * f, db = -a * p * 2 * std::log(xs[i]) * f * f;
+      jtj[0][0] += da * da, jtj[0][1] += da * db, jtj[1][1] += db * db;
+      jtr[0] += da * r, jtr[1] += db * r;
+    }
+    const double m00 = jtj[0][0] * (1 + lambda), m11 = jtj[1][1] * (1 + lambda), m01 = jtj[0][1];
+    const double det = m00 * m11 - m01 * m01;
+    if (det == 0) break;
+    const double sa = -(m11 * jtr[0] - m01 * jtr[1]) / det, sb = -(m00 * jtr[1] - m01 * jtr[0]) / det;
+    const double cn = cost(a + sa, b + sb);
+    if (cn < c) {
+      a += sa, b += sb;
+      const bool done = c - cn < 1e-15 * std::max(c, 1e-300);
+      c = cn;
+      lambda *= 0.3;
+      if (done) break;
+    } else {
+      lambda *= 10;
+      if (lambda > 1e12) break;
+    }
+  }
+  return {a, b};
+}
+
+std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o) {
+  if (o.dims < 1 || o.dims > 3) throw Error("UMAP: expected 1 to 3 dimensions, found " + std::to_string(o.dims));
+  if (o.neighbours < 2 || o.neighbours >= n)
+    throw Error("UMAP: expected 2 <= neighbours < n (" + std::to_string(n) + "), found " +
+                std::to_string(o.neighbours));
+  const int64_t K = o.neighbours - 1;  // umap-learn's n_neighbors counts the point itself
+  std::vector<int64_t> idx;
+  std::vector<float> d2;
+  nearest_neighbours(x, n, d, K, &idx, &d2);
+  // smooth_knn_dist: rho = the nearest distance, sigma so that sum exp(-(d - rho) / sigma) = log2(k).
+  std::vector<double> w(size_t(n * K));
+  const double target = std::log2(double(o.neighbours));
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      std::vector<double> dist(static_cast<size_t>(K));
+      double mean = 0;  // over the row with the point itself (at 0), as umap-learn's
+      for (int64_t m = 0; m < K; ++m) mean += dist[size_t(m)] = std::sqrt(double(d2[size_t(i * K + m)]));
+      mean /= double(K + 1);
+      double rho = 0;
+      for (double v : dist)
+        if (v > 0) {
+          rho = v;
+          break;
+        }
+      double lo = 0, hi = INFINITY, mid = 1;
+      for (int it = 0; it < 64; ++it) {
+        double psum = 0;
+        for (double v : dist) psum += v - rho > 0 ? std::exp(-(v - rho) / mid) : 1.0;
+        if (std::fabs(psum - target) < 1e-5) break;
+        if (psum > target) {
+          hi = mid;
+          mid = (lo + hi) / 2;
+        } else {
+          lo = mid;
+          mid = hi == INFINITY ? mid * 2 : (lo + hi) / 2;
+        }
+      }
+      if (rho > 0) mid = std::max(mid, 1e-3 * mean);
+      for (int64_t m = 0; m < K; ++m) {
+        const double v = dist[size_t(m)] - rho;
+        w[size_t(i * K + m)] = v <= 0 ? 1.0 : std::exp(-v / mid);
+      }
+    }
+  });
+  // Fuzzy union: w_ij + w_ji - w_ij w_ji over both directions.
+  std::vector<std::vector<std::pair<int64_t, double>>> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < K; ++m) out[size_t(i)].push_back({idx[size_t(i * K + m)], w[size_t(i * K + m)]});
+  std::vector<std::vector<std::pair<int64_t, double>>> in(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i)
+    for (const auto& [j, v] : out[size_t(i)]) in[size_t(j)].push_back({i, v});
+  std::vector<int64_t> head, tail;
+  std::vector<double> weight;
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<std::pair<int64_t, double>> row = out[size_t(i)];
+    std::sort(row.begin(), row.end());
+    auto& back = in[size_t(i)];
+    std::sort(back.begin(), back.end());
+    // merge row (w_ij) and back (w_ji) by j
+    size_t a = 0, b = 0;
+    while (a < row.size() || b < back.size()) {
+      int64_t j;
+      double wij = 0, wji = 0;
+      if (b >= back.size() || (a < row.size() && row[a].first < back[b].first)) {
+        j = row[a].first, wij = row[a++].second;
+      } else if (a >= row.size() || back[b].first < row[a].first) {
+        j = back[b].first, wji = back[b++].second;
+      } else {
+        j = row[a].first, wij = row[a++].second, wji = back[b++].second;
+      }
+      if (j == i) continue;
+      const double v = wij + wji - wij * wji;
+      if (v > 0) head.push_back(i), tail.push_back(j), weight.push_back(v);
+    }
+  }
+  const int64_t epochs = o.epochs > 0 ? o.epochs : (n <= 10000 ? 500 : 200);
+  const double wmax = weight.empty() ? 1.0 : *std::max_element(weight.begin(), weight.end());
+  // Edges too weak to be sampled once are dropped (umap-learn: weight < max / epochs).
+  std::vector<double> eps, next, eps_neg, next_neg;
+  std::vector<int64_t> H, Tl;
+  for (size_t e = 0; e < weight.size(); ++e) {
+    if (weight[e] < wmax / double(epochs)) continue;
+    H.push_back(head[e]), Tl.push_back(tail[e]);
+    eps.push_back(wmax / weight[e]);
+    next.push_back(wmax / weight[e]);
+    eps_neg.push_back(wmax / weight[e] / double(o.negative_sample_rate));
+    next_neg.push_back(wmax / weight[e] / double(o.negative_sample_rate));
+  }
+  // init="pca": scaled to a largest |coordinate| of 10, plus a little noise.
+  const int64_t D = o.dims;
+  std::vector<float> init = pca(x, n, d, std::min<int64_t>(D, d));
+  std::vector<double> y(size_t(n * D), 0.0);
+  double mx = 0;
+  for (float v : init) mx = std::max(mx, double(std::fabs(v)));
+  std::mt19937_64 rng(o.seed);
+  std::normal_distribution<double> noise(0, 1e-4);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < D; ++c)
+      y[size_t(i * D + c)] =
+          (c < d ? double(init[size_t(i * std::min<int64_t>(D, d) + c)]) * 10 / std::max(mx, 1e-300) : 0) + noise(rng);
+  const auto [a, b] = umap_ab(o.min_dist, o.spread);
+  std::uniform_int_distribution<int64_t> pick(0, n - 1);
+  auto clip = [](double v) { return std::max(-4.0, std::min(4.0, v)); };
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    const double alpha = 1.0 - double(epoch) / double(epochs);
+    for (size_t e = 0; e < H.size(); ++e) {
+      if (next[e] > double(epoch)) continue;
+      double* yj = &y[size_t(H[e] * D)];
+      double* yk = &y[size_t(Tl[e] * D)];
+      double dd = 0;
+      for (int64_t c = 0; c < D; ++c) dd += (yj[c] - yk[c]) * (yj[c] - yk[c]);
+      const double coeff = dd > 0 ? -2 * a * b * std::pow(dd, b - 1) / (1 + a * std::pow(dd, b)) : 0;
+      for (int64_t c = 0; c < D; ++c) {
+        const double g = clip(coeff * (yj[c] - yk[c])) * alpha;
+        yj[c] += g;
+        yk[c] -= g;
+      }
+      next[e] += eps[e];
+      const int64_t negs = int64_t((double(epoch) - next_neg[e]) / eps_neg[e]);
+      for (int64_t s = 0; s < negs; ++s) {
+        const int64_t k = pick(rng);
+        if (k == H[e]) continue;
+        const double* yn = &y[size_t(k * D)];
+        double dn = 0;
+        for (int64_t c = 0; c < D; ++c) dn += (yj[c] - yn[c]) * (yj[c] - yn[c]);
+        const double coeff2 = dn > 0 ? 2 * b / ((0.001 + dn) * (1 + a * std::pow(dn, b))) : 0;
+        for (int64_t c = 0; c < D; ++c) yj[c] += (coeff2 > 0 ? clip(coeff2 * (yj[c] - yn[c])) : 4.0) * alpha;
+      }
+      next_neg[e] += double(negs) * eps_neg[e];
+    }
+  }
+  return std::vector<float>(y.begin(), y.end());
+}
+
+double trustworthiness(const float* x, int64_t d, const float* y, int64_t dims, int64_t n, int64_t k) {
+  if (k < 1 || k >= n / 2)
+    throw Error("trustworthiness: expected 1 <= k < n / 2, found k " + std::to_string(k) + " for n " +
+                std::to_string(n));
+  std::vector<int64_t> emb;
+  std::vector<float> unused;
+  nearest_neighbours(y, n, dims, k, &emb, &unused);
+  std::vector<double> part(size_t(n), 0.0);
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    std::vector<std::pair<float, int64_t>> all(static_cast<size_t>(n));
+    std::vector<int64_t> rank(static_cast<size_t>(n));
+    for (int64_t i = b; i < e; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        float s = 0;
+        for (int64_t c = 0; c < d; ++c) s += (x[i * d + c] - x[j * d + c]) * (x[i * d + c] - x[j * d + c]);
+        all[size_t(j)] = {j == i ? INFINITY : s, j};
+      }
+      std::sort(all.begin(), all.end());
+      for (int64_t r = 0; r < n; ++r) rank[size_t(all[size_t(r)].second)] = r + 1;  // 1 = nearest
+      for (int64_t m = 0; m < k; ++m) {
+        const int64_t r = rank[size_t(emb[size_t(i * k + m)])];
+        if (r > k) part[size_t(i)] += double(r - k);
+      }
+    }
+  });
+  const double t = std::accumulate(part.begin(), part.end(), 0.0);
+  return 1 - t * (2.0 / (double(n) * double(k) * (2.0 * double(n) - 3.0 * double(k) - 1.0)));
+}
+
+double spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  if (a.size() != b.size() || a.size() < 2)
+    throw Error("spearman: expected two series of the same length (at least 2)");
+  auto ranks = [](const std::vector<double>& v) {
+    std::vector<size_t> o(v.size());
+    std::iota(o.begin(), o.end(), 0);
+    std::sort(o.begin(), o.end(), [&](size_t i, size_t j) { return v[i] < v[j]; });
+    std::vector<double> r(v.size());
+    for (size_t s = 0; s < o.size();) {
+      size_t e = s;
+      while (e < o.size() && v[o[e]] == v[o[s]]) ++e;
+      const double avg = (double(s) + double(e - 1)) / 2 + 1;
+      for (size_t k = s; k < e; ++k) r[o[k]] = avg;
+      s = e;
+    }
+    return r;
+  };
+  const auto ra = ranks(a), rb = ranks(b);
+  const double n = double(a.size());
+  const double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    sab += (ra[i] - ma) * (rb[i] - mb);
+    saa += (ra[i] - ma) * (ra[i] - ma);
+    sbb += (rb[i] - mb) * (rb[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+}  // namespace attnscope

@@ -1,0 +1,197 @@
+// Projections for the joint query-key views: PCA against numpy's SVD, t-SNE affinities against a
+// numpy implementation of the definition, the t-SNE gradient against central differences, t-SNE
+// (exact and Barnes-Hut, 2-D and 3-D) recovering planted clusters, trustworthiness against
+// scikit-learn's formula and Spearman against scipy (tests/reference/projection_reference.py).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "attnscope/error.h"
+#include "attnscope/projection.h"
+#include "test_util.h"
+
+using namespace attnscope;
+
+namespace {
+
+const nlohmann::json& expected() {
+  static nlohmann::json j = [] {
+    std::ifstream in(test::data_dir() + "/projection_reference/projection_expected.json");
+    return nlohmann::json::parse(in);
+  }();
+  return j;
+}
+
+std::vector<float> flat(const nlohmann::json& rows, int64_t* n, int64_t* d) {
+  std::vector<float> out;
+  *n = int64_t(rows.size());
+  *d = int64_t(rows[0].size());
+  for (const auto& r : rows)
+    for (const auto& v : r) out.push_back(v.get<float>());
+  return out;
+}
+
+// n points in d dimensions around `clusters` well-separated centres; labels per point.
+std::vector<float> planted(int64_t n, int64_t d, int64_t clusters, std::vector<int>* labels, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> g(0, 1);
+  std::vector<float> centres(size_t(clusters * d));
+  for (float& c : centres) c = 6 * g(rng);
+  std::vector<float> x(size_t(n * d));
+  labels->resize(size_t(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int c = int(i % clusters);
+    (*labels)[size_t(i)] = c;
+    for (int64_t k = 0; k < d; ++k) x[size_t(i * d + k)] = centres[size_t(c * d + k)] + g(rng);
+  }
+  return x;
+}
+
+// Share of points whose nearest neighbour in the embedding has their label.
+double neighbour_purity(const std::vector<float>& y, int64_t n, int64_t dims, const std::vector<int>& labels) {
+  std::vector<int64_t> idx;
+  std::vector<float> d2;
+  nearest_neighbours(y.data(), n, dims, 1, &idx, &d2);
+  int64_t same = 0;
+  for (int64_t i = 0; i < n; ++i) same += labels[size_t(i)] == labels[size_t(idx[size_t(i)])];
+  return double(same) / double(n);
+}
+
+}  // namespace
+
+TEST(Projection, PcaMatchesNumpySvd) {
+  const auto& e = expected();
+  int64_t n = 0, d = 0;
+  const auto x = flat(e["pca_x"], &n, &d);
+  std::vector<double> var;
+  const auto y = pca(x.data(), n, d, 3, &var);
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_NEAR(var[size_t(c)], e["pca_var"][c].get<double>(), 1e-6 * e["pca_var"][0].get<double>());
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_NEAR(y[size_t(i * 3 + c)], e["pca_proj"][i][c].get<double>(), 2e-5) << i << "," << c;
+  }
+  EXPECT_THROW(pca(x.data(), n, d, d + 1), Error);
+}
+
+TEST(Projection, TsneAffinitiesMatchTheDefinition) {
+  const auto& e = expected();
+  int64_t n = 0, d = 0;
+  const auto x = flat(e["tsne_x"], &n, &d);
+  const Affinities p = tsne_affinities(x.data(), n, d, e["tsne_perplexity"].get<double>());
+  std::vector<double> dense(size_t(n * n), 0.0);
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = p.row[size_t(i)]; k < p.row[size_t(i + 1)]; ++k) {
+      dense[size_t(i * n + p.col[size_t(k)])] = p.val[size_t(k)];
+      total += p.val[size_t(k)];
+    }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  double scale = 0;
+  for (const auto& r : e["tsne_p"])
+    for (const auto& v : r) scale = std::max(scale, v.get<double>());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      EXPECT_NEAR(dense[size_t(i * n + j)], e["tsne_p"][i][j].get<double>(), 1e-4 * scale) << i << "," << j;
+      EXPECT_EQ(dense[size_t(i * n + j)], dense[size_t(j * n + i)]);  // symmetric
+    }
+}
+
+TEST(Projection, TsneGradientMatchesCentralDifferences) {
+  const auto& e = expected();
+  int64_t n = 0, d = 0;
+  const auto x = flat(e["tsne_x"], &n, &d);
+  const Affinities p = tsne_affinities(x.data(), n, d, 8);
+  for (int64_t dims : {2, 3}) {
+    std::mt19937_64 rng(5);
+    std::normal_distribution<double> g(0, 1);
+    std::vector<double> y(size_t(n * dims)), grad;
+    for (double& v : y) v = g(rng);
+    tsne_kl(p, y, dims, &grad);
+    const double h = 1e-6;
+    for (int64_t k = 0; k < n * dims; k += 7) {
+      auto yp = y, ym = y;
+      yp[size_t(k)] += h;
+      ym[size_t(k)] -= h;
+      const double fd = (tsne_kl(p, yp, dims) - tsne_kl(p, ym, dims)) / (2 * h);
+      EXPECT_NEAR(grad[size_t(k)], fd, 1e-6 + 1e-5 * std::fabs(fd)) << dims << "-D, coordinate " << k;
+    }
+  }
+}
+
+TEST(Projection, TsneRecoversPlantedClustersExactAndBarnesHut) {
+  std::vector<int> labels;
+  const int64_t n = 600, d = 32;
+  const auto x = planted(n, d, 6, &labels, 3);
+  for (int64_t dims : {2, 3})
+    for (double theta : {0.0, 0.5}) {
+      if (dims == 3 && theta == 0) continue;  // the exact gradient is the same code for any dims
+      SCOPED_TRACE(std::to_string(dims) + "-D, theta " + std::to_string(theta));
+      TsneOptions o;
+      o.dims = dims;
+      o.theta = theta;
+      o.iterations = 500;
+      const TsneResult r = tsne(x.data(), n, d, o);
+      ASSERT_EQ(r.y.size(), size_t(n * dims));
+      EXPECT_GE(trustworthiness(x.data(), d, r.y.data(), dims, n, 10), 0.9);
+      EXPECT_GE(neighbour_purity(r.y, n, dims, labels), 0.99);
+      EXPECT_GT(r.kl, 0.0);
+      EXPECT_LT(r.kl, 3.0);
+    }
+}
+
+TEST(Projection, TrustworthinessAndSpearmanMatchScikitLearnAndScipy) {
+  const auto& e = expected();
+  int64_t n = 0, d = 0, n2 = 0, dims = 0;
+  const auto x = flat(e["tw_x"], &n, &d);
+  const auto y = flat(e["tw_y"], &n2, &dims);
+  EXPECT_NEAR(trustworthiness(x.data(), d, y.data(), dims, n, e["tw_k"].get<int64_t>()), e["tw"].get<double>(), 1e-12);
+  const auto a = e["sp_a"].get<std::vector<double>>(), b = e["sp_b"].get<std::vector<double>>();
+  EXPECT_NEAR(spearman(a, b), e["spearman"].get<double>(), 1e-12);
+  EXPECT_NEAR(spearman(a, a), 1.0, 1e-12);
+}
+
+TEST(Projection, UmapCurveParametersMatchScipyCurveFit) {
+  for (const auto& c : expected()["umap_ab"]) {
+    const auto [a, b] = umap_ab(c[2].get<double>(), c[3].get<double>());
+    EXPECT_NEAR(a, c[0].get<double>(), 1e-4 * c[0].get<double>()) << c;
+    EXPECT_NEAR(b, c[1].get<double>(), 1e-4 * c[1].get<double>()) << c;
+  }
+  EXPECT_THROW(umap_ab(2, 1), Error);
+}
+
+TEST(Projection, UmapRecoversPlantedClusters) {
+  std::vector<int> labels;
+  const int64_t n = 1000, d = 32;
+  const auto x = planted(n, d, 6, &labels, 9);
+  for (int64_t dims : {2, 3}) {
+    SCOPED_TRACE(std::to_string(dims) + "-D");
+    UmapOptions o;
+    o.dims = dims;
+    const auto y = umap(x.data(), n, d, o);
+    ASSERT_EQ(y.size(), size_t(n * dims));
+    for (float v : y) ASSERT_TRUE(std::isfinite(v));
+    EXPECT_GE(trustworthiness(x.data(), d, y.data(), dims, n, 10), 0.9);
+    EXPECT_GE(neighbour_purity(y, n, dims, labels), 0.99);
+    if (dims == 2) EXPECT_EQ(umap(x.data(), n, d, o), y);  // deterministic for a seed
+  }
+}
+
+// The approximate neighbours (HNSW above `exact_up_to`) against the exact ones.
+TEST(Projection, ApproximateNeighboursHaveHighRecall) {
+  std::vector<int> labels;
+  const int64_t n = 3000, d = 24, k = 15;
+  const auto x = planted(n, d, 20, &labels, 4);
+  std::vector<int64_t> exact, approx;
+  std::vector<float> de, da;
+  nearest_neighbours(x.data(), n, d, k, &exact, &de);
+  nearest_neighbours(x.data(), n, d, k, &approx, &da, /*exact_up_to=*/100);
+  int64_t hits = 0;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < k; ++m)
+      hits += std::count(exact.begin() + i * k, exact.begin() + (i + 1) * k, approx[size_t(i * k + m)]);
+  EXPECT_GE(double(hits) / double(n * k), 0.98);
+  for (int64_t i = 0; i < n; ++i) EXPECT_NE(approx[size_t(i * k)], i);
+}
