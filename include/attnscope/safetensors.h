@@ -64,6 +64,8 @@ TensorWrite tensor_f32(std::string name, std::vector<int64_t> shape, const float
 TensorWrite tensor_f16(std::string name, std::vector<int64_t> shape, const float* data);
 TensorWrite tensor_bf16(std::string name, std::vector<int64_t> shape, const float* data);
 TensorWrite tensor_i64(std::string name, std::vector<int64_t> shape, const int64_t* data);
+TensorWrite tensor_i32(std::string name, std::vector<int64_t> shape, const int32_t* data);
+TensorWrite tensor_u8(std::string name, std::vector<int64_t> shape, const uint8_t* data);
 
 void write_safetensors(const std::string& path, const std::vector<TensorWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

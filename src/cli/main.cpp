@@ -20,6 +20,7 @@
 #include "attnscope/view.h"
 #include "cli.h"
 #include "explain.h"
+#include "qk.h"
 
 using namespace attnscope;
 
@@ -734,6 +735,11 @@ int main(int argc, char** argv) {
       app.add_subcommand("explain", "why the model predicts what it predicts: rollout, flow, generation, activation");
   add_explain(explc, common, ea);
 
+  QkArgs qa;
+  auto* qkc = app.add_subcommand(
+      "qk", "AttentionViz data: every head's queries and keys over a corpus, jointly projected (PCA, t-SNE, UMAP)");
+  add_qk(qkc, common, qa);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -757,6 +763,7 @@ int main(int argc, char** argv) {
     if (*ovc) return run_overlay(common, ov);
     if (*viewc) return run_view(common, va);
     if (*explc) return run_explain(common, ea);
+    if (*qkc) return run_qk(common, qa);
   } catch (const Error& e) {
     std::cerr << "attnscope: error: " << e.what() << "\n";
     return 1;

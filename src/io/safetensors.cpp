@@ -359,6 +359,18 @@ TensorWrite tensor_i64(std::string name, std::vector<int64_t> shape, const int64
   return w;
 }
 
+TensorWrite tensor_i32(std::string name, std::vector<int64_t> shape, const int32_t* data) {
+  TensorWrite w = make_write(std::move(name), DType::I32, std::move(shape));
+  if (!w.bytes.empty()) std::memcpy(w.bytes.data(), data, w.bytes.size());
+  return w;
+}
+
+TensorWrite tensor_u8(std::string name, std::vector<int64_t> shape, const uint8_t* data) {
+  TensorWrite w = make_write(std::move(name), DType::U8, std::move(shape));
+  if (!w.bytes.empty()) std::memcpy(w.bytes.data(), data, w.bytes.size());
+  return w;
+}
+
 void write_safetensors(const std::string& path, const std::vector<TensorWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   json h = json::object();

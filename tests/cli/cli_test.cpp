@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -12,6 +13,8 @@
 #include "attnscope/checkpoint.h"
 #include "attnscope/explain.h"
 #include "attnscope/model.h"
+#include "attnscope/projection.h"
+#include "attnscope/qk.h"
 #include "attnscope/safetensors.h"
 #include "test_util.h"
 
@@ -681,4 +684,113 @@ TEST(Cli, ExplainErrors) {
   expect_error(
       {"explain", "--method", "saliency", "--text", "Call me", "--target-id", "99999999", "-o", tmp + "/x.json"},
       "99999999");
+}
+
+namespace {
+std::vector<int64_t> read_i32(const SafetensorsFile& f, const std::string& name) {
+  const TensorInfo& t = f.info(name);
+  EXPECT_EQ(t.dtype, DType::I32) << name;
+  std::vector<int32_t> v(size_t(t.numel()));
+  std::memcpy(v.data(), f.bytes(t), v.size() * sizeof(int32_t));
+  return std::vector<int64_t>(v.begin(), v.end());
+}
+}  // namespace
+
+// attnscope qk: the dataset's tokens, items and top keys are the model's (checked against dumps of
+// the same sentences), and a head's PCA is the PCA of its aligned queries and keys.
+TEST(Cli, QkWritesTheJointQueryKeyDatasetOfTheModel) {
+  const std::string tmp = test::temp_dir("cli_qk");
+  const std::vector<std::string> lines{"Call me Ishmael.", "Some years ago, never mind how long precisely.",
+                                       "It is a way I have of driving off the spleen."};
+  test::write_file(tmp + "/corpus.txt", lines[0] + "\n\n" + lines[1] + "\r\n" + lines[2] + "\n");
+  test::Run r = test::run_cli({"qk", "--corpus", tmp + "/corpus.txt", "--projections", "pca,umap", "--dims", "2,3",
+                               "--top-k", "3", "-o", tmp + "/c.qk"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  SafetensorsFile f(tmp + "/c.qk");
+  EXPECT_EQ(f.metadata().at("format"), "attnscope.qk");
+  EXPECT_EQ(f.metadata().at("projections"), "pca2,pca3,umap2,umap3");
+  const auto tokens = nlohmann::json::parse(f.metadata().at("tokens"));
+  const auto items = nlohmann::json::parse(f.metadata().at("items"));
+  ASSERT_EQ(items.size(), 3u);
+  const auto item = read_i32(f, "item"), position = read_i32(f, "position");
+  const int64_t N = int64_t(item.size()), L = 4, H = 4, hd = 28, K = 3;
+  ASSERT_EQ(int64_t(tokens.size()), N);
+  // Per sentence: the dump's attention gives the top keys; its q/k (all sentences) the PCA.
+  std::vector<float> q, k;
+  std::vector<int32_t> item32;
+  int64_t offset = 0;
+  for (size_t s = 0; s < lines.size(); ++s) {
+    EXPECT_EQ(items[s], lines[s]);
+    const std::string d = tmp + "/d" + std::to_string(s) + ".safetensors";
+    ASSERT_EQ(test::run_cli({"dump", "--text", lines[s], "--qkv", "-o", d}).code, 0);
+    SafetensorsFile df(d);
+    const auto att = dump_attention(d);
+    const int64_t T = att[0].dim(1);
+    for (int64_t t = 0; t < T; ++t) {
+      EXPECT_EQ(item[size_t(offset + t)], int64_t(s));
+      EXPECT_EQ(position[size_t(offset + t)], t);
+      item32.push_back(int32_t(s));
+    }
+    const auto ti = read_i32(f, "topk_index");
+    const auto tw = f.to_f32("topk_weight");
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t t = 0; t < T; ++t) {
+          const float* row = att[size_t(l)].ptr() + (h * T + t) * T;
+          const int64_t best = std::max_element(row, row + T) - row;
+          const size_t at = size_t(((l * H + h) * N + offset + t) * K);
+          EXPECT_EQ(ti[at], offset + best);
+          EXPECT_NEAR(tw[at], row[best], 1e-3);
+          if (t == 0) EXPECT_EQ(ti[at + 1], -1);  // a causal model's first query sees one key
+        }
+    const auto dq = df.to_f32("query.1"), dk = df.to_f32("key.1");  // layer 1, head 2
+    q.insert(q.end(), dq.begin() + 2 * T * hd, dq.begin() + 3 * T * hd);
+    k.insert(k.end(), dk.begin() + 2 * T * hd, dk.begin() + 3 * T * hd);
+    offset += T;
+  }
+  ASSERT_EQ(offset, N);
+  align_queries_keys(q.data(), k.data(), N, hd, true);
+  std::vector<float> points(q);
+  points.insert(points.end(), k.begin(), k.end());
+  const auto want = pca(points.data(), 2 * N, hd, 2);
+  const auto got = f.to_f32("projection.pca2");
+  const size_t base = size_t((1 * H + 2) * 2 * N * 2);
+  for (int64_t i = 0; i < 2 * N * 2; ++i)
+    EXPECT_NEAR(got[base + size_t(i)], want[size_t(i)], 2e-3 * (1 + std::fabs(want[size_t(i)]))) << i;
+  const float rho = f.to_f32("spearman")[size_t(1 * H + 2)];
+  EXPECT_NEAR(rho, qk_distance_spearman(q.data(), k.data(), hd, item32, true, 20000), 1e-6);
+  EXPECT_EQ(f.info("projection.umap3").shape, (std::vector<int64_t>{L, H, 2 * N, 3}));
+  // --max-tokens stops before the item that would pass it.
+  ASSERT_EQ(test::run_cli({"qk", "--corpus", tmp + "/corpus.txt", "--projections", "pca", "--dims", "2", "--max-tokens",
+                           std::to_string(N - 1), "-o", tmp + "/short.qk"})
+                .code,
+            0);
+  EXPECT_EQ(nlohmann::json::parse(SafetensorsFile(tmp + "/short.qk").metadata().at("items")).size(), 2u);
+  // Images: a folder of digits through the ViT, with the images in the file.
+  const std::string digits = tmp + "/digits";
+  std::filesystem::create_directories(digits);
+  for (const char* d : {"digit-0-0.png", "digit-1-0.png", "digit-7-0.png"})
+    std::filesystem::copy_file(test::source_dir() + "/models/vit-mnist/samples/" + d, digits + "/" + d);
+  test::Run v = test::run_cli({"qk", "--model", test::source_dir() + "/models/vit-mnist", "--corpus", digits,
+                               "--projections", "pca,tsne", "--dims", "2", "-o", tmp + "/v.qk"});
+  ASSERT_EQ(v.code, 0) << v.err;
+  SafetensorsFile vf(tmp + "/v.qk");
+  EXPECT_EQ(vf.info("image").shape, (std::vector<int64_t>{3, 28, 28, 3}));
+  EXPECT_EQ(vf.metadata().at("patch_size"), "7");
+}
+
+TEST(Cli, QkErrors) {
+  const std::string tmp = test::temp_dir("cli_qk_err");
+  test::write_file(tmp + "/c.txt", "Call me Ishmael.\n");
+  test::write_file(tmp + "/empty.txt", "\n  \n");
+  expect_error({"qk", "--corpus", tmp, "-o", tmp + "/x.qk"}, "a folder of images needs an image model");
+  expect_error({"qk", "--corpus", tmp + "/empty.txt", "-o", tmp + "/x.qk"}, "found no text");
+  expect_error({"qk", "--corpus", tmp + "/missing.txt", "-o", tmp + "/x.qk"}, "cannot read the file");
+  expect_error({"qk", "--corpus", tmp + "/c.txt", "--projections", "pca,mds", "-o", tmp + "/x.qk"},
+               "--projections pca,mds: expected a comma list of pca, tsne, umap");
+  expect_error({"qk", "--corpus", tmp + "/c.txt", "--dims", "4", "-o", tmp + "/x.qk"}, "--dims 4");
+  expect_error({"qk", "--corpus", tmp + "/c.txt", "-o", tmp + "/no/such/x.qk"}, "does not exist");
+  expect_error(
+      {"qk", "--model", test::source_dir() + "/models/vit-mnist", "--corpus", tmp + "/c.txt", "-o", tmp + "/x.qk"},
+      "takes images");
 }

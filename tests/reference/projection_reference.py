@@ -89,7 +89,20 @@ def find_ab(min_dist, spread):
 
 ab = [find_ab(0.1, 1.0), find_ab(0.5, 1.0), find_ab(0.01, 2.0)]
 
-json.dump({"umap_ab": ab, "pca_x": x.tolist(), "pca_proj": proj.tolist(), "pca_var": var.tolist(),
+# Spearman between q.k and |q - k| over the pairs a causal model compares (same item, key <= query).
+qq = rng.standard_normal((40, 8)).astype(np.float32)
+kq = rng.standard_normal((40, 8)).astype(np.float32)
+items = [0] * 15 + [1] * 25
+dots, dists = [], []
+for i in range(40):
+    for j in range(40):
+        if items[i] == items[j] and j <= i:
+            dots.append(float(qq[i].astype(np.float64) @ kq[j]))
+            dists.append(float(np.linalg.norm(qq[i].astype(np.float64) - kq[j])))
+qk_rho = spearmanr(dots, dists).correlation
+
+json.dump({"qk_q": qq.tolist(), "qk_k": kq.tolist(), "qk_items": items, "qk_rho": float(qk_rho),
+           "umap_ab": ab, "pca_x": x.tolist(), "pca_proj": proj.tolist(), "pca_var": var.tolist(),
            "tsne_x": a.tolist(), "tsne_perplexity": perp, "tsne_p": P.tolist(),
            "tw_x": t.tolist(), "tw_y": emb.tolist(), "tw_k": kk, "tw": float(tw),
            "sp_a": sa.tolist(), "sp_b": sb.tolist(), "spearman": float(rho)},
