@@ -17,6 +17,7 @@ PKGS=(
   python3-networkx                            # the established max-flow the attention-flow test compares with
   python3-scipy python3-sklearn               # projection references (Spearman) and the t-SNE baseline of the bench
   libhnswlib-dev                              # approximate nearest neighbours for t-SNE/UMAP over large corpora
+  libfftw3-dev                                # t-SNE repulsion by FFT-accelerated interpolation (FIt-SNE)
   chromium                                    # the real browser of the viewer tests (playwright-core drives it)
   time
 )

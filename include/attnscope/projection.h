@@ -3,6 +3,7 @@
 // judge them (trustworthiness, Spearman correlation). Points are row-major float [n, d].
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace attnscope {
@@ -32,6 +33,11 @@ Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexi
 // [n, dims]) gets dKL/dy = 4 sum_j (p_ij - q_ij) (y_i - y_j) / (1 + |y_i - y_j|^2).
 double tsne_kl(const Affinities& p, const std::vector<double>& y, int64_t dims, std::vector<double>* grad = nullptr);
 
+// The t-SNE gradient by one repulsion method ("exact", "barnes_hut" with theta, "fft"; 2-D for
+// fft), without exaggeration: for comparing the approximations with the exact gradient.
+void tsne_gradient(const Affinities& p, const std::vector<double>& y, int64_t dims, const std::string& method,
+                   double theta, std::vector<double>* grad);
+
 struct TsneOptions {
   int64_t dims = 2;  // 2 or 3
   double perplexity = 30;
@@ -40,6 +46,9 @@ struct TsneOptions {
   int64_t exaggeration_iterations = 250;
   double learning_rate = 0;  // 0: scikit-learn's "auto", max(n / early_exaggeration / 4, 50)
   double theta = 0.5;        // Barnes-Hut opening angle; 0 = exact gradient
+  // Repulsion: "barnes_hut", "fft" (2-D: FFT-accelerated interpolation, Linderman et al. 2019),
+  // "exact" (O(n^2)), or "auto" (fft for 2-D from 10,000 points, else barnes_hut).
+  std::string method = "auto";
   uint64_t seed = 0;
 };
 

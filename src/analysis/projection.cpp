@@ -8,7 +8,10 @@
 #include <random>
 #include <thread>
 
+#include <fftw3.h>
 #include <hnswlib/hnswlib.h>
+
+#include <mutex>
 
 #include "attnscope/error.h"
 
@@ -393,14 +396,118 @@ class SpaceTree {
   std::vector<Node> nodes_;
 };
 
+// FFTW's planner is not thread-safe (execution is).
+std::mutex& fftw_planner() {
+  static std::mutex m;
+  return m;
+}
+
+// t-SNE's repulsion in 2-D by interpolation on a grid (Linderman et al. 2019, FIt-SNE): the
+// embedding's square bounding box in max(50, range) boxes per side, 3 Lagrange nodes per box and
+// side; the charges 1, y_x, y_y, |y|^2 spread to the nodes, convolved with the kernel
+// 1 / (1 + d^2)^2 by FFT, read back at the points. neg[i] = sum_j q_ij^2 (y_i - y_j) (unnormalised),
+// returns Z = sum_{i != j} q_ij.
+double repulsion_fft_2d(const std::vector<double>& y, int64_t n, std::vector<double>* neg) {
+  constexpr int P = 3;
+  double lo = INFINITY, hi = -INFINITY;
+  for (double v : y) lo = std::min(lo, v), hi = std::max(hi, v);
+  const int64_t boxes = std::max<int64_t>(50, int64_t(std::ceil(hi - lo)));
+  const double h = std::max(hi - lo, 1e-12) / double(boxes);
+  const int64_t m = boxes * P, F = 2 * m, FC = F / 2 + 1;
+  const double dx = h / P;
+  double* kern = fftw_alloc_real(size_t(F * F));
+  double* grid = fftw_alloc_real(size_t(4 * F * F));
+  fftw_complex* kf = fftw_alloc_complex(size_t(F * FC));
+  fftw_complex* gf = fftw_alloc_complex(size_t(4 * F * FC));
+  fftw_plan fwd, back;
+  {
+    std::lock_guard<std::mutex> g(fftw_planner());
+    fwd = fftw_plan_dft_r2c_2d(int(F), int(F), kern, kf, FFTW_ESTIMATE);
+    back = fftw_plan_dft_c2r_2d(int(F), int(F), gf, grid, FFTW_ESTIMATE);
+  }
+  // The kernel on the circulant grid of offsets -(m-1)..m-1 (index m unused).
+  for (int64_t a = 0; a < F; ++a)
+    for (int64_t b = 0; b < F; ++b) {
+      const double da = double(a < m ? a : a - F) * dx, db = double(b < m ? b : b - F) * dx;
+      const double w = 1 / (1 + da * da + db * db);
+      kern[a * F + b] = (a == m || b == m) ? 0 : w * w;
+    }
+  std::fill(grid, grid + 4 * F * F, 0.0);
+  // Each point's box and Lagrange weights over its box's 3 x 3 nodes.
+  std::vector<int64_t> box(size_t(2 * n));
+  std::vector<double> wt(size_t(2 * n * P));
+  const double nodes[P] = {0.5 / P, 1.5 / P, 2.5 / P};
+  for (int64_t i = 0; i < n; ++i)
+    for (int c = 0; c < 2; ++c) {
+      const double u = (y[size_t(i * 2 + c)] - lo) / h;
+      const int64_t bx = std::min<int64_t>(boxes - 1, std::max<int64_t>(0, int64_t(u)));
+      const double t = u - double(bx);
+      box[size_t(i * 2 + c)] = bx;
+      for (int j = 0; j < P; ++j) {
+        double l = 1;
+        for (int k = 0; k < P; ++k)
+          if (k != j) l *= (t - nodes[k]) / (nodes[j] - nodes[k]);
+        wt[size_t((i * 2 + c) * P + j)] = l;
+      }
+    }
+  for (int64_t i = 0; i < n; ++i) {
+    const double yx = y[size_t(i * 2)], yy = y[size_t(i * 2 + 1)];
+    const double charge[4] = {1, yx, yy, yx * yx + yy * yy};
+    for (int jx = 0; jx < P; ++jx)
+      for (int jy = 0; jy < P; ++jy) {
+        const double w = wt[size_t((i * 2) * P + jx)] * wt[size_t((i * 2 + 1) * P + jy)];
+        const int64_t at = (box[size_t(i * 2)] * P + jx) * F + box[size_t(i * 2 + 1)] * P + jy;
+        for (int ch = 0; ch < 4; ++ch) grid[ch * F * F + at] += w * charge[ch];
+      }
+  }
+  fftw_execute(fwd);  // the kernel
+  for (int ch = 0; ch < 4; ++ch) fftw_execute_dft_r2c(fwd, grid + ch * F * F, gf + ch * F * FC);
+  const double norm = 1.0 / double(F * F);
+  for (int ch = 0; ch < 4; ++ch)
+    for (int64_t e = 0; e < F * FC; ++e) {
+      fftw_complex& g = gf[ch * F * FC + e];
+      const double re = g[0] * kf[e][0] - g[1] * kf[e][1], im = g[0] * kf[e][1] + g[1] * kf[e][0];
+      g[0] = re * norm, g[1] = im * norm;
+    }
+  for (int ch = 0; ch < 4; ++ch) fftw_execute_dft_c2r(back, gf + ch * F * FC, grid + ch * F * F);
+  double z = 0;
+  neg->assign(size_t(2 * n), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    double phi[4] = {0, 0, 0, 0};
+    for (int jx = 0; jx < P; ++jx)
+      for (int jy = 0; jy < P; ++jy) {
+        const double w = wt[size_t((i * 2) * P + jx)] * wt[size_t((i * 2 + 1) * P + jy)];
+        const int64_t at = (box[size_t(i * 2)] * P + jx) * F + box[size_t(i * 2 + 1)] * P + jy;
+        for (int ch = 0; ch < 4; ++ch) phi[ch] += w * grid[ch * F * F + at];
+      }
+    const double yx = y[size_t(i * 2)], yy = y[size_t(i * 2 + 1)];
+    // sum_j q_ij = sum_j (1 + |y_i|^2 - 2 y_i.y_j + |y_j|^2) q_ij^2, less the point itself (1).
+    z += (1 + yx * yx + yy * yy) * phi[0] - 2 * (yx * phi[1] + yy * phi[2]) + phi[3] - 1;
+    (*neg)[size_t(i * 2)] = yx * phi[0] - phi[1];
+    (*neg)[size_t(i * 2 + 1)] = yy * phi[0] - phi[2];
+  }
+  {
+    std::lock_guard<std::mutex> g(fftw_planner());
+    fftw_destroy_plan(fwd);
+    fftw_destroy_plan(back);
+  }
+  fftw_free(kern), fftw_free(grid), fftw_free(kf), fftw_free(gf);
+  return z;
+}
+
 // dKL/dy with exaggerated P: 4 (sum_j p_ij q_ij (y_i - y_j) - sum_j q_ij^2 (y_i - y_j) / Z),
 // attraction over P's entries, repulsion by Barnes-Hut (theta > 0) or over all pairs.
+enum class Repulsion { Exact, BarnesHut, Fft };
+
 template <int D>
-double gradient(const Affinities& p, double exaggeration, const std::vector<double>& y, double theta,
+double gradient(const Affinities& p, double exaggeration, const std::vector<double>& y, double theta, Repulsion how,
                 std::vector<double>* grad, bool want_kl) {
   const int64_t n = p.n;
   std::vector<double> neg(size_t(n * D), 0.0), sum_q(size_t(n), 0.0);
-  if (theta > 0) {
+  double z_fft = -1;
+  if (D == 2 && how == Repulsion::Fft) {
+    z_fft = repulsion_fft_2d(y, n, &neg);
+  } else if (how == Repulsion::BarnesHut) {
     SpaceTree<D> tree(y, n);
     parallel_for(n, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
@@ -421,7 +528,7 @@ double gradient(const Affinities& p, double exaggeration, const std::vector<doub
         }
     });
   }
-  const double z = std::accumulate(sum_q.begin(), sum_q.end(), 0.0);
+  const double z = z_fft >= 0 ? z_fft : std::accumulate(sum_q.begin(), sum_q.end(), 0.0);
   grad->assign(size_t(n * D), 0.0);
   std::vector<double> kl_part(size_t(n), 0.0);
   parallel_for(n, [&](int64_t b, int64_t e) {
@@ -448,10 +555,33 @@ double gradient(const Affinities& p, double exaggeration, const std::vector<doub
 
 }  // namespace
 
+void tsne_gradient(const Affinities& p, const std::vector<double>& y, int64_t dims, const std::string& method,
+                   double theta, std::vector<double>* grad) {
+  const Repulsion how = method == "exact"        ? Repulsion::Exact
+                        : method == "barnes_hut" ? Repulsion::BarnesHut
+                        : method == "fft"
+                            ? Repulsion::Fft
+                            : throw Error("t-SNE method " + method + ": expected fft, barnes_hut or exact");
+  if (dims == 2)
+    gradient<2>(p, 1.0, y, theta, how, grad, false);
+  else if (dims == 3 && how != Repulsion::Fft)
+    gradient<3>(p, 1.0, y, theta, how, grad, false);
+  else
+    throw Error("t-SNE: expected 2 dimensions (fft) or 2-3 (barnes_hut, exact)");
+}
+
 TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
   if (o.dims != 2 && o.dims != 3) throw Error("t-SNE: expected 2 or 3 dimensions, found " + std::to_string(o.dims));
   if (n < 4) throw Error("t-SNE: expected at least 4 points, found " + std::to_string(n));
   if (o.perplexity >= double(n)) throw Error("t-SNE: the perplexity must be below the number of points");
+  Repulsion how = Repulsion::BarnesHut;
+  if (o.method == "exact" || o.theta == 0)
+    how = Repulsion::Exact;
+  else if (o.method == "fft" || (o.method == "auto" && o.dims == 2 && n >= 10000))
+    how = Repulsion::Fft;
+  else if (o.method != "barnes_hut" && o.method != "auto")
+    throw Error("t-SNE method " + o.method + ": expected auto, fft, barnes_hut or exact");
+  if (how == Repulsion::Fft && o.dims != 2) throw Error("t-SNE method fft: 2 dimensions only (3-D: barnes_hut)");
   const Affinities p = tsne_affinities(x, n, d, o.perplexity);
   const int64_t D = o.dims;
   // scikit-learn's init="pca": the first components, scaled so that the first has std 1e-4.
@@ -468,9 +598,9 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
     const bool early = it < o.exaggeration_iterations;
     const double momentum = early ? 0.5 : 0.8;
     if (D == 2)
-      gradient<2>(p, early ? o.early_exaggeration : 1.0, y, o.theta, &grad, false);
+      gradient<2>(p, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false);
     else
-      gradient<3>(p, early ? o.early_exaggeration : 1.0, y, o.theta, &grad, false);
+      gradient<3>(p, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false);
     for (size_t k = 0; k < y.size(); ++k) {
       const bool inc = update[k] * grad[k] < 0;
       gains[k] = std::max(inc ? gains[k] + 0.2 : gains[k] * 0.8, 0.01);
@@ -483,7 +613,8 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
   if (n <= 20000)
     r.kl = tsne_kl(p, y, D);
   else
-    r.kl = D == 2 ? gradient<2>(p, 1.0, y, o.theta, &grad, true) : gradient<3>(p, 1.0, y, o.theta, &grad, true);
+    r.kl =
+        D == 2 ? gradient<2>(p, 1.0, y, o.theta, how, &grad, true) : gradient<3>(p, 1.0, y, o.theta, how, &grad, true);
   return r;
 }
 
@@ -670,8 +801,7 @@ std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions&
         const double* yn = &y[size_t(k * D)];
         double dn = 0;
         for (int64_t c = 0; c < D; ++c) dn += (yj[c] - yn[c]) * (yj[c] - yn[c]);
-        const double coeff2 =
-            dn > 0 ? 2 * b / ((0.001 + dn) * (1 + a * std::exp(float(b) * std::log(float(dn))))) : 0;
+        const double coeff2 = dn > 0 ? 2 * b / ((0.001 + dn) * (1 + a * std::exp(float(b) * std::log(float(dn))))) : 0;
         for (int64_t c = 0; c < D; ++c) yj[c] += (coeff2 > 0 ? clip(coeff2 * (yj[c] - yn[c])) : 4.0) * alpha;
       }
       next_neg[e] += double(negs) * eps_neg[e];

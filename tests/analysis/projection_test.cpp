@@ -195,3 +195,43 @@ TEST(Projection, ApproximateNeighboursHaveHighRecall) {
   EXPECT_GE(double(hits) / double(n * k), 0.98);
   for (int64_t i = 0; i < n; ++i) EXPECT_NE(approx[size_t(i * k)], i);
 }
+
+// The approximate repulsions against the exact gradient on a spread-out random embedding.
+TEST(Projection, FftAndBarnesHutGradientsApproximateTheExactOne) {
+  std::vector<int> labels;
+  const int64_t n = 400, d = 16;
+  const auto x = planted(n, d, 4, &labels, 6);
+  const Affinities p = tsne_affinities(x.data(), n, d, 20);
+  std::mt19937_64 rng(8);
+  std::normal_distribution<double> g(0, 8);
+  std::vector<double> y(size_t(n * 2));
+  for (double& v : y) v = g(rng);
+  std::vector<double> exact, fft, bh, kl_grad;
+  tsne_gradient(p, y, 2, "exact", 0, &exact);
+  tsne_kl(p, y, 2, &kl_grad);
+  tsne_gradient(p, y, 2, "fft", 0, &fft);
+  tsne_gradient(p, y, 2, "barnes_hut", 0.5, &bh);
+  auto rel = [&](const std::vector<double>& a) {
+    double num = 0, den = 0;
+    for (size_t k = 0; k < a.size(); ++k) num += (a[k] - exact[k]) * (a[k] - exact[k]), den += exact[k] * exact[k];
+    return std::sqrt(num / den);
+  };
+  EXPECT_LT(rel(kl_grad), 1e-12);  // the two exact paths agree
+  // Both approximations are at the few-percent level with their usual settings (FIt-SNE: boxes of
+  // width 1, 3 nodes each; scikit-learn: theta 0.5); t-SNE's optimisation tolerates that.
+  EXPECT_LT(rel(fft), 5e-2);
+  EXPECT_LT(rel(bh), 5e-2);
+  EXPECT_THROW(tsne_gradient(p, std::vector<double>(size_t(n * 3)), 3, "fft", 0, &fft), Error);
+}
+
+TEST(Projection, FftTsneRecoversPlantedClusters) {
+  std::vector<int> labels;
+  const int64_t n = 600, d = 32;
+  const auto x = planted(n, d, 6, &labels, 3);
+  TsneOptions o;
+  o.method = "fft";
+  o.iterations = 500;
+  const TsneResult r = tsne(x.data(), n, d, o);
+  EXPECT_GE(trustworthiness(x.data(), d, r.y.data(), 2, n, 10), 0.9);
+  EXPECT_GE(neighbour_purity(r.y, n, 2, labels), 0.99);
+}
