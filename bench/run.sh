@@ -47,6 +47,10 @@ families=$(
 # PyTorch loop on the same checkpoint.
 explain=$(/usr/bin/python3 bench/explain_bench.py build/attnscope "$ck" "$out/explain" models/bert-moby/heldout.txt)
 
+# t-SNE vs scikit-learn's TSNE and UMAP vs umap-js on the same query/key vectors (5,000 and 10,000 points).
+[ -d bench/node_modules/umap-js ] || (cd bench && npm ci --no-audit --no-fund > /dev/null)
+projection=$(/usr/bin/python3 bench/projection_bench.py build/attnscope build/bench/bench_projection "$out/projection" 2500 5000)
+
 # The exported views in a real browser (Debian chromium via playwright-core, offline).
 viewer=$(node bench/viewer.mjs build/attnscope "$ck" "$out/views")
 
@@ -111,5 +115,10 @@ for line in sys.stdin:
   echo "loop (bench/captum_style_ig.py) on the same tokens, steps and chunk size:"
   echo
   echo "$explain"
+  echo
+  echo "Projections of one head's queries and keys (models/gpt2-moby, layer 1 head 2, Moby Dick sentences,"
+  echo "aligned as attnscope qk does) against scikit-learn's TSNE and umap-js on the same vectors:"
+  echo
+  echo "$projection"
 } > "$out/results.md"
 cat "$out/results.md"

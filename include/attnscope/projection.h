@@ -46,8 +46,9 @@ struct TsneOptions {
   int64_t exaggeration_iterations = 250;
   double learning_rate = 0;  // 0: scikit-learn's "auto", max(n / early_exaggeration / 4, 50)
   double theta = 0.5;        // Barnes-Hut opening angle; 0 = exact gradient
-  // Repulsion: "barnes_hut", "fft" (2-D: FFT-accelerated interpolation, Linderman et al. 2019),
-  // "exact" (O(n^2)), or "auto" (fft for 2-D from 10,000 points, else barnes_hut).
+  // Repulsion: "barnes_hut" ("auto"), "fft" (2-D: FFT-accelerated interpolation, Linderman et
+  // al. 2019; faster on large compact embeddings, but its grid grows with the embedding's extent
+  // and its few-percent force error cost KL on real query/key data: opt-in), "exact" (O(n^2)).
   std::string method = "auto";
   uint64_t seed = 0;
 };

@@ -321,7 +321,7 @@ class SpaceTree {
         d2 += diff[c] * diff[c];
       }
       const bool leaf = nd.child < 0;
-      if (leaf || 2 * nd.half < theta * std::sqrt(d2)) {
+      if (leaf || 4 * nd.half * nd.half < theta * theta * d2) {  // cell width / distance < theta
         double count = double(nd.count);
         if (leaf && d2 < 1e-300) count -= 1;  // the point itself (and exact duplicates of it)
         if (count <= 0) continue;
@@ -329,7 +329,8 @@ class SpaceTree {
         sum_q += count * q;
         for (int c = 0; c < D; ++c) neg[c] += count * q * q * diff[c];
       } else {
-        for (int k = 0; k < (1 << D); ++k) stack[top++] = nd.child + k;
+        for (int k = 0; k < (1 << D); ++k)
+          if (nodes_[size_t(nd.child + k)].count > 0) stack[top++] = nd.child + k;
       }
     }
     return sum_q;
@@ -404,36 +405,42 @@ std::mutex& fftw_planner() {
 
 // t-SNE's repulsion in 2-D by interpolation on a grid (Linderman et al. 2019, FIt-SNE): the
 // embedding's square bounding box in max(50, range) boxes per side, 3 Lagrange nodes per box and
-// side; the charges 1, y_x, y_y, |y|^2 spread to the nodes, convolved with the kernel
-// 1 / (1 + d^2)^2 by FFT, read back at the points. neg[i] = sum_j q_ij^2 (y_i - y_j) (unnormalised),
-// returns Z = sum_{i != j} q_ij.
-double repulsion_fft_2d(const std::vector<double>& y, int64_t n, std::vector<double>* neg) {
-  constexpr int P = 3;
+// side; charges spread to the nodes, convolved with the kernels by FFT, read back at the points.
+// neg[i] = sum_j q_ij^2 (y_i - y_j) (unnormalised); returns Z = sum_{i != j} q_ij.
+double repulsion_fft_2d(const std::vector<double>& y_in, int64_t n, std::vector<double>* neg) {
+  constexpr int P = 3, CH = 4;
+  // Centred coordinates: q_ij depends on differences only, and small |y| keeps the expansion of
+  // sum_j q_ij^2 (y_i - y_j) = y_i phi0 - phi1 from cancelling.
   double lo = INFINITY, hi = -INFINITY;
-  for (double v : y) lo = std::min(lo, v), hi = std::max(hi, v);
+  for (double v : y_in) lo = std::min(lo, v), hi = std::max(hi, v);
+  const double mid = (lo + hi) / 2;
+  std::vector<double> y(y_in.size());
+  for (size_t e = 0; e < y.size(); ++e) y[e] = y_in[e] - mid;
+  lo -= mid, hi -= mid;
   const int64_t boxes = std::max<int64_t>(50, int64_t(std::ceil(hi - lo)));
   const double h = std::max(hi - lo, 1e-12) / double(boxes);
   const int64_t m = boxes * P, F = 2 * m, FC = F / 2 + 1;
   const double dx = h / P;
-  double* kern = fftw_alloc_real(size_t(F * F));
-  double* grid = fftw_alloc_real(size_t(4 * F * F));
-  fftw_complex* kf = fftw_alloc_complex(size_t(F * FC));
-  fftw_complex* gf = fftw_alloc_complex(size_t(4 * F * FC));
+  // Kernels: K2 = 1 / (1 + d^2)^2 for the forces (charges 1, y_x, y_y), K1 = 1 / (1 + d^2) for Z
+  // (charge 1) — Z straight from K1 rather than expanded from K2, which would cancel.
+  double* kern = fftw_alloc_real(size_t(2 * F * F));
+  double* grid = fftw_alloc_real(size_t(CH * F * F));
+  fftw_complex* kf = fftw_alloc_complex(size_t(2 * F * FC));
+  fftw_complex* gf = fftw_alloc_complex(size_t(CH * F * FC));
   fftw_plan fwd, back;
   {
     std::lock_guard<std::mutex> g(fftw_planner());
     fwd = fftw_plan_dft_r2c_2d(int(F), int(F), kern, kf, FFTW_ESTIMATE);
     back = fftw_plan_dft_c2r_2d(int(F), int(F), gf, grid, FFTW_ESTIMATE);
   }
-  // The kernel on the circulant grid of offsets -(m-1)..m-1 (index m unused).
   for (int64_t a = 0; a < F; ++a)
     for (int64_t b = 0; b < F; ++b) {
       const double da = double(a < m ? a : a - F) * dx, db = double(b < m ? b : b - F) * dx;
-      const double w = 1 / (1 + da * da + db * db);
-      kern[a * F + b] = (a == m || b == m) ? 0 : w * w;
+      const double w = (a == m || b == m) ? 0 : 1 / (1 + da * da + db * db);
+      kern[a * F + b] = w * w;
+      kern[F * F + a * F + b] = w;
     }
-  std::fill(grid, grid + 4 * F * F, 0.0);
-  // Each point's box and Lagrange weights over its box's 3 x 3 nodes.
+  std::fill(grid, grid + CH * F * F, 0.0);
   std::vector<int64_t> box(size_t(2 * n));
   std::vector<double> wt(size_t(2 * n * P));
   const double nodes[P] = {0.5 / P, 1.5 / P, 2.5 / P};
@@ -450,41 +457,45 @@ double repulsion_fft_2d(const std::vector<double>& y, int64_t n, std::vector<dou
         wt[size_t((i * 2 + c) * P + j)] = l;
       }
     }
+  auto at_node = [&](int64_t i, int jx, int jy) {
+    return (box[size_t(i * 2)] * P + jx) * F + box[size_t(i * 2 + 1)] * P + jy;
+  };
   for (int64_t i = 0; i < n; ++i) {
-    const double yx = y[size_t(i * 2)], yy = y[size_t(i * 2 + 1)];
-    const double charge[4] = {1, yx, yy, yx * yx + yy * yy};
+    const double charge[3] = {1, y[size_t(i * 2)], y[size_t(i * 2 + 1)]};
     for (int jx = 0; jx < P; ++jx)
       for (int jy = 0; jy < P; ++jy) {
         const double w = wt[size_t((i * 2) * P + jx)] * wt[size_t((i * 2 + 1) * P + jy)];
-        const int64_t at = (box[size_t(i * 2)] * P + jx) * F + box[size_t(i * 2 + 1)] * P + jy;
-        for (int ch = 0; ch < 4; ++ch) grid[ch * F * F + at] += w * charge[ch];
+        const int64_t at = at_node(i, jx, jy);
+        for (int ch = 0; ch < 3; ++ch) grid[ch * F * F + at] += w * charge[ch];
       }
   }
-  fftw_execute(fwd);  // the kernel
-  for (int ch = 0; ch < 4; ++ch) fftw_execute_dft_r2c(fwd, grid + ch * F * F, gf + ch * F * FC);
+  std::copy(grid, grid + F * F, grid + 3 * F * F);  // charge 1 again, for K1
+  fftw_execute_dft_r2c(fwd, kern, kf);
+  fftw_execute_dft_r2c(fwd, kern + F * F, kf + F * FC);
+  for (int ch = 0; ch < CH; ++ch) fftw_execute_dft_r2c(fwd, grid + ch * F * F, gf + ch * F * FC);
   const double norm = 1.0 / double(F * F);
-  for (int ch = 0; ch < 4; ++ch)
+  for (int ch = 0; ch < CH; ++ch) {
+    const fftw_complex* k = kf + (ch == 3 ? F * FC : 0);
     for (int64_t e = 0; e < F * FC; ++e) {
       fftw_complex& g = gf[ch * F * FC + e];
-      const double re = g[0] * kf[e][0] - g[1] * kf[e][1], im = g[0] * kf[e][1] + g[1] * kf[e][0];
+      const double re = g[0] * k[e][0] - g[1] * k[e][1], im = g[0] * k[e][1] + g[1] * k[e][0];
       g[0] = re * norm, g[1] = im * norm;
     }
-  for (int ch = 0; ch < 4; ++ch) fftw_execute_dft_c2r(back, gf + ch * F * FC, grid + ch * F * F);
+  }
+  for (int ch = 0; ch < CH; ++ch) fftw_execute_dft_c2r(back, gf + ch * F * FC, grid + ch * F * F);
   double z = 0;
   neg->assign(size_t(2 * n), 0.0);
   for (int64_t i = 0; i < n; ++i) {
-    double phi[4] = {0, 0, 0, 0};
+    double phi[CH] = {0, 0, 0, 0};
     for (int jx = 0; jx < P; ++jx)
       for (int jy = 0; jy < P; ++jy) {
         const double w = wt[size_t((i * 2) * P + jx)] * wt[size_t((i * 2 + 1) * P + jy)];
-        const int64_t at = (box[size_t(i * 2)] * P + jx) * F + box[size_t(i * 2 + 1)] * P + jy;
-        for (int ch = 0; ch < 4; ++ch) phi[ch] += w * grid[ch * F * F + at];
+        const int64_t at = at_node(i, jx, jy);
+        for (int ch = 0; ch < CH; ++ch) phi[ch] += w * grid[ch * F * F + at];
       }
-    const double yx = y[size_t(i * 2)], yy = y[size_t(i * 2 + 1)];
-    // sum_j q_ij = sum_j (1 + |y_i|^2 - 2 y_i.y_j + |y_j|^2) q_ij^2, less the point itself (1).
-    z += (1 + yx * yx + yy * yy) * phi[0] - 2 * (yx * phi[1] + yy * phi[2]) + phi[3] - 1;
-    (*neg)[size_t(i * 2)] = yx * phi[0] - phi[1];
-    (*neg)[size_t(i * 2 + 1)] = yy * phi[0] - phi[2];
+    z += phi[3] - 1;  // less the point itself (K1(0) = 1)
+    (*neg)[size_t(i * 2)] = y[size_t(i * 2)] * phi[0] - phi[1];
+    (*neg)[size_t(i * 2 + 1)] = y[size_t(i * 2 + 1)] * phi[0] - phi[2];
   }
   {
     std::lock_guard<std::mutex> g(fftw_planner());
@@ -495,8 +506,6 @@ double repulsion_fft_2d(const std::vector<double>& y, int64_t n, std::vector<dou
   return z;
 }
 
-// dKL/dy with exaggerated P: 4 (sum_j p_ij q_ij (y_i - y_j) - sum_j q_ij^2 (y_i - y_j) / Z),
-// attraction over P's entries, repulsion by Barnes-Hut (theta > 0) or over all pairs.
 enum class Repulsion { Exact, BarnesHut, Fft };
 
 template <int D>
@@ -577,7 +586,7 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
   Repulsion how = Repulsion::BarnesHut;
   if (o.method == "exact" || o.theta == 0)
     how = Repulsion::Exact;
-  else if (o.method == "fft" || (o.method == "auto" && o.dims == 2 && n >= 10000))
+  else if (o.method == "fft")
     how = Repulsion::Fft;
   else if (o.method != "barnes_hut" && o.method != "auto")
     throw Error("t-SNE method " + o.method + ": expected auto, fft, barnes_hut or exact");
