@@ -9,6 +9,9 @@
 #include <thread>
 
 #include <fftw3.h>
+// Without hnswlib's hand-vectorised paths: their prefetches read one entry past a neighbour list
+// (AddressSanitizer: heap-buffer-overflow in searchBaseLayer, Debian's hnswlib 0.6.2).
+#define NO_MANUAL_VECTORIZATION
 #include <hnswlib/hnswlib.h>
 
 #include <mutex>
@@ -131,7 +134,7 @@ void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::ve
   if (n > exact_up_to) {
     hnswlib::L2Space space(static_cast<size_t>(d));
     hnswlib::HierarchicalNSW<float> index(&space, static_cast<size_t>(n), 16, 200, 42);
-    index.addPoint(x, 0);  // the first point alone, then the rest in parallel (hnswlib's pattern)
+    index.addPoint(x, 0);  // the first point alone, then the rest in parallel (hnswlib locks per element)
     parallel_for(n - 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b + 1; i < e + 1; ++i) index.addPoint(x + i * d, static_cast<size_t>(i));
     });
