@@ -324,9 +324,9 @@ class SpaceTree {
         d2 += diff[c] * diff[c];
       }
       const bool leaf = nd.child < 0;
-      if (leaf || 4 * nd.half * nd.half < theta * theta * d2) {  // cell width / distance < theta
+      if (leaf || 4 * double(nd.half) * nd.half < theta * theta * d2) {  // cell width / distance < theta
         double count = double(nd.count);
-        if (leaf && d2 < 1e-300) count -= 1;  // the point itself (and exact duplicates of it)
+        if (leaf && (nd.point == i || d2 < 1e-10)) count -= 1;  // the point itself (its duplicates stay)
         if (count <= 0) continue;
         const double q = 1 / (1 + d2);
         sum_q += count * q;
@@ -340,12 +340,14 @@ class SpaceTree {
   }
 
  private:
+  // What the traversal reads comes first, in 24 bytes (2-D): the traversal is t-SNE's hot loop.
   struct Node {
-    std::array<double, D> center{}, com{};
-    double half = 0;
-    int64_t count = 0;
-    int64_t child = -1;  // first of 2^D children, or -1 for a leaf
-    int64_t point = -1;  // a leaf's point
+    std::array<float, D> com{};
+    float half = 0;
+    int32_t count = 0;
+    int32_t child = -1;  // first of 2^D children, or -1 for a leaf
+    int32_t point = -1;  // a leaf's first point
+    std::array<double, D> center{};
   };
 
   void insert(int64_t node, int64_t i, int depth) {
@@ -353,7 +355,7 @@ class SpaceTree {
     for (;;) {
       Node& nd = nodes_[size_t(node)];
       for (int c = 0; c < D; ++c)
-        nd.com[size_t(c)] = (nd.com[size_t(c)] * double(nd.count) + yi[c]) / double(nd.count + 1);
+        nd.com[size_t(c)] = float((double(nd.com[size_t(c)]) * double(nd.count) + yi[c]) / double(nd.count + 1));
       nd.count += 1;
       if (nd.child < 0) {
         if (nd.count == 1) {
