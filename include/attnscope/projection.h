@@ -14,7 +14,8 @@ std::vector<float> pca(const float* x, int64_t n, int64_t d, int64_t dims, std::
 
 // The k nearest neighbours of every point (squared Euclidean; excluding the point itself), nearest
 // first: indices [n, k] and squared distances [n, k], on every core. Exact up to `exact_up_to`
-// points, above that approximate (hnswlib's HNSW graph, M 16, ef 200; recall tested).
+// points, above that approximate (hnswlib's HNSW graph, M 16, ef 200, built in point order so the
+// result is deterministic; recall tested).
 void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
                         std::vector<float>* dist2, int64_t exact_up_to = 8000);
 
@@ -55,7 +56,7 @@ struct TsneOptions {
 
 struct TsneResult {
   std::vector<float> y;  // [n, dims]
-  double kl = 0;         // KL(P || Q) at the end (exact when n <= 20000, else the Barnes-Hut estimate)
+  double kl = 0;         // KL(P || Q) at the end, Z from the method's repulsion (exact: tsne_kl)
 };
 
 // t-SNE as scikit-learn's TSNE runs it: PCA initialisation scaled to std 1e-4, early exaggeration

@@ -134,10 +134,9 @@ void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::ve
   if (n > exact_up_to) {
     hnswlib::L2Space space(static_cast<size_t>(d));
     hnswlib::HierarchicalNSW<float> index(&space, static_cast<size_t>(n), 16, 200, 42);
-    index.addPoint(x, 0);  // the first point alone, then the rest in parallel (hnswlib locks per element)
-    parallel_for(n - 1, [&](int64_t b, int64_t e) {
-      for (int64_t i = b + 1; i < e + 1; ++i) index.addPoint(x + i * d, static_cast<size_t>(i));
-    });
+    // Inserted in order: the graph (and each point's random level) then depends on the data only,
+    // so t-SNE/UMAP stay deterministic above exact_up_to. Searches run in parallel.
+    for (int64_t i = 0; i < n; ++i) index.addPoint(x + i * d, static_cast<size_t>(i));
     index.setEf(static_cast<size_t>(std::max<int64_t>(200, 2 * k)));
     parallel_for(n, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
@@ -244,6 +243,9 @@ Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexi
 
 double tsne_kl(const Affinities& p, const std::vector<double>& y, int64_t dims, std::vector<double>* grad) {
   const int64_t n = p.n;
+  if (dims < 1 || dims > 3 || int64_t(y.size()) != n * dims)
+    throw Error("t-SNE KL: expected an embedding of " + std::to_string(n) + " x 1..3, found " +
+                std::to_string(y.size()) + " values for " + std::to_string(dims) + " dimensions");
   auto w_of = [&](int64_t i, int64_t j, double* diff) {
     double d2 = 0;
     for (int64_t c = 0; c < dims; ++c) {
@@ -624,11 +626,9 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
   }
   TsneResult r;
   r.y.assign(y.begin(), y.end());
-  if (n <= 20000)
-    r.kl = tsne_kl(p, y, D);
-  else
-    r.kl =
-        D == 2 ? gradient<2>(p, 1.0, y, o.theta, how, &grad, true) : gradient<3>(p, 1.0, y, o.theta, how, &grad, true);
+  // The KL from one more evaluation with the same repulsion (its Z estimate): cheap, where the
+  // exact KL is O(n^2) per head (tsne_kl, for comparing embeddings).
+  r.kl = D == 2 ? gradient<2>(p, 1.0, y, o.theta, how, &grad, true) : gradient<3>(p, 1.0, y, o.theta, how, &grad, true);
   return r;
 }
 

@@ -454,6 +454,12 @@ void add_explain(CLI::App* c, Common& common, ExplainArgs& a) {
 int run_explain(const Common& o, const ExplainArgs& a) {
   if (std::find(kMethods.begin(), kMethods.end(), a.method) == kMethods.end())
     throw Error("--method " + a.method + ": expected " + kMethodList);
+  const bool attention_only =
+      a.method == "rollout" || a.method == "flow" || a.method == "activation" || a.method == "generation";
+  if (attention_only && (a.continuation || !a.continuation_text.empty()))
+    throw Error(std::string(a.continuation ? "--continuation" : "--continuation-text") + ": --method " + a.method +
+                " reads attention, it has no target per token; use saliency, grad-x-input, integrated-gradients, "
+                "occlusion, grad-attention or relevance");
   const std::string ext = extension(a.out);
   if (ext == ".png" || ext == ".svg" || ext == ".pdf") check_figure_path(a.out);
   Checkpoint ck(model_dir(o));

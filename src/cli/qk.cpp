@@ -33,7 +33,7 @@ std::vector<std::string> split(const std::string& s, char sep) {
 
 // The corpus: a folder of PNG/JPEG images (image models), or a text file with one item per
 // non-empty line.
-std::vector<std::string> read_corpus(const std::string& path, const ModelInfo& info) {
+std::vector<std::string> read_corpus(const std::string& path, const ModelInfo& info, std::vector<int64_t>* line_of) {
   std::error_code ec;
   std::vector<std::string> items;
   if (fs::is_directory(path, ec)) {
@@ -54,9 +54,11 @@ std::vector<std::string> read_corpus(const std::string& path, const ModelInfo& i
                 "' takes images; give a folder of PNG or JPEG files");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("--corpus " + path + ": cannot read the file");
+  int64_t number = 0;
   for (std::string line; std::getline(f, line);) {
+    ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) items.push_back(line);
+    if (line.find_first_not_of(" \t") != std::string::npos) items.push_back(line), line_of->push_back(number);
   }
   if (items.empty()) throw Error("--corpus " + path + ": expected one sentence per line, found no text");
   return items;
@@ -85,6 +87,7 @@ void add_qk(CLI::App* c, Common& common, QkArgs& a) {
   c->add_option("--spearman-pairs", a.spearman_pairs,
                 "query-key pairs per head for the Spearman number (default 20000)");
   c->add_flag("--no-equalize", a.no_equalize, "keep query/key norms (keys are still translated)");
+  c->add_flag("--truncate", common.truncate, "keep the first max-positions tokens of a longer line");
 }
 
 int run_qk(const Common& o, const QkArgs& a) {
@@ -98,6 +101,12 @@ int run_qk(const Common& o, const QkArgs& a) {
     }
   if (a.max_tokens < 2) throw Error("--max-tokens " + std::to_string(a.max_tokens) + ": expected at least 2");
   if (a.top_k < 1) throw Error("--top-k " + std::to_string(a.top_k) + ": expected at least 1");
+  if (!(a.perplexity > 0)) throw Error("--perplexity " + std::to_string(a.perplexity) + ": expected a positive number");
+  if (a.tsne_iterations < 1)
+    throw Error("--tsne-iterations " + std::to_string(a.tsne_iterations) + ": expected at least 1");
+  if (a.neighbours < 2) throw Error("--neighbours " + std::to_string(a.neighbours) + ": expected at least 2");
+  if (a.spearman_pairs < 2)
+    throw Error("--spearman-pairs " + std::to_string(a.spearman_pairs) + ": expected at least 2");
   const std::string parent = fs::path(a.out).parent_path().string();
   std::error_code ec;
   if (!parent.empty() && !fs::is_directory(parent, ec))
@@ -105,7 +114,8 @@ int run_qk(const Common& o, const QkArgs& a) {
   Checkpoint ck(model_dir(o));
   auto model = load_model(ck);
   const ModelInfo& info = model->info();
-  const std::vector<std::string> items = read_corpus(a.corpus, info);
+  std::vector<int64_t> line_of;  // text items: their line in the file
+  const std::vector<std::string> items = read_corpus(a.corpus, info, &line_of);
   const int64_t L = info.n_layers, H = info.n_heads, hd = info.head_dim, K = a.top_k;
   const auto t0 = std::chrono::steady_clock::now();
 
@@ -124,7 +134,14 @@ int run_qk(const Common& o, const QkArgs& a) {
     c.text_file.clear();
     c.text_b.clear();
     (info.image ? c.image : c.text) = items[it];
-    Prepared p = prepare(c, *model, ck.dir(), tok);
+    Prepared p;
+    try {
+      p = prepare(c, *model, ck.dir(), tok);
+    } catch (const Error& e) {  // name the item: a line of the file, or an image
+      std::string what = e.what();
+      if (what.rfind("--text: ", 0) == 0) what.erase(0, 8);  // the line is the text
+      throw Error("--corpus " + a.corpus + (info.image ? "" : ", line " + std::to_string(line_of[it])) + ": " + what);
+    }
     const int64_t T = int64_t(p.enc.size()), N0 = int64_t(item_of.size());
     if (N0 + T > a.max_tokens) break;
     const Trace tr = model->forward(p.in, to);

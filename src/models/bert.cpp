@@ -307,11 +307,8 @@ class BertFamilyModel final : public Model {
   }
 
   Relevance relevance(const ModelInput& in, const Target& t) const override {
-    check_tokens(in, cfg_.V, cfg_.max_tokens(), "max_position_embeddings", cfg_.types);
     check_head();
-    torch::NoGradGuard no_grad;
-    auto x = w_.word.index_select(0, ids_tensor(in.ids).reshape({-1}));  // (T, D)
-    return relevance_with(run_on(in), x, t, cfg_.L, cfg_.V, int64_t(in.ids.size()));
+    return relevance_with(run_on(in), features(in), t, cfg_.L, cfg_.V, int64_t(in.ids.size()));
   }
 
  private:

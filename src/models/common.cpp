@@ -188,15 +188,17 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
   return g;
 }
 
-Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
-                         const torch::Tensor& features, const Target& t, int64_t n_layers, int64_t n_outputs,
-                         int64_t n_positions) {
+Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run, const Array& features,
+                         const Target& t, int64_t n_layers, int64_t n_outputs, int64_t n_positions) {
   if (t.kind != "logit")
     throw Error("--target-kind " + t.kind +
                 ": relevance explains a logit (LRP starts from a one-hot at the target logit); expected logit");
   check_target_index(t, n_outputs);
   torch::AutoGradMode on(true);
-  auto x = features.unsqueeze(0).clone().set_requires_grad(true);  // (1, ...)
+  auto x = torch::from_blob(const_cast<float*>(features.ptr()), features.shape, torch::kFloat32)
+               .unsqueeze(0)
+               .clone()
+               .set_requires_grad(true);  // (1, ...)
   Capture cap;
   cap.attention = cap.grad = cap.lrp = true;
   auto f = at_position(run(x, &cap), t, n_positions).select(1, t.index);  // (1,)

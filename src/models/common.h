@@ -79,9 +79,8 @@ Gradients gradients_with(const std::function<torch::Tensor(const torch::Tensor&,
                          const GradientOptions& o, int64_t n_layers, int64_t n_outputs, int64_t n_positions);
 // Model::relevance on the same `run` (which records Capture::lrp): F = the target logit, its
 // gradient at every layer's attention, and LRP relevance from a one-hot at the target logit.
-Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run,
-                         const torch::Tensor& features, const Target& t, int64_t n_layers, int64_t n_outputs,
-                         int64_t n_positions);
+Relevance relevance_with(const std::function<torch::Tensor(const torch::Tensor&, Capture*)>& run, const Array& features,
+                         const Target& t, int64_t n_layers, int64_t n_outputs, int64_t n_positions);
 // A tensor's values as an owning Array (any shape; detached, contiguous F32).
 Array array_of(const torch::Tensor& t);
 

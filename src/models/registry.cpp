@@ -71,10 +71,7 @@ class Gpt2Model final : public Model {
   }
 
   Relevance relevance(const ModelInput& in, const Target& t) const override {
-    check_tokens(in, cfg_.vocab_size, cfg_.n_positions, "n_positions", 0);
-    torch::NoGradGuard no_grad;
-    auto x = w_.wte.index_select(0, ids_tensor(in.ids).reshape({-1}));  // (T, D)
-    return relevance_with(run_on(in), x, t, cfg_.n_layer, cfg_.vocab_size, int64_t(in.ids.size()));
+    return relevance_with(run_on(in), features(in), t, cfg_.n_layer, cfg_.vocab_size, int64_t(in.ids.size()));
   }
 
  private:

@@ -181,11 +181,9 @@ class VitModel final : public Model {
   }
 
   Relevance relevance(const ModelInput& in, const Target& t) const override {
-    check_pixels(in);
     if (!w_.cls_w.defined()) throw Error("the checkpoint has no classification head (expected classifier.weight)");
     auto fn = [&](const torch::Tensor& x, Capture* cap) { return run(x, cap, true); };
-    auto px = torch::from_blob(const_cast<float*>(in.pixels.ptr()), {cfg_.C, cfg_.image, cfg_.image}, torch::kFloat32);
-    return relevance_with(fn, px, t, cfg_.L, int64_t(labels_.size()), 1);
+    return relevance_with(fn, features(in), t, cfg_.L, int64_t(labels_.size()), 1);
   }
 
  private:

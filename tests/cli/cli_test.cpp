@@ -670,6 +670,8 @@ TEST(Cli, ExplainErrors) {
   expect_error({"explain", "--method", "saliency", "--model", bert_model(), "--text", "x", "--continuation", "-o",
                 tmp + "/x.json"},
                "--continuation: model_type 'bert' does not generate");
+  expect_error({"explain", "--method", "rollout", "--text", "x", "--continuation", "-o", tmp + "/x.json"},
+               "--continuation: --method rollout reads attention");
   expect_error(
       {"explain", "--method", "saliency", "--text", "x", "--continuation", "--target", " the", "-o", tmp + "/x.json"},
       "the targets are the continuation's tokens");
@@ -789,6 +791,17 @@ TEST(Cli, QkErrors) {
   expect_error({"qk", "--corpus", tmp + "/c.txt", "--projections", "pca,mds", "-o", tmp + "/x.qk"},
                "--projections pca,mds: expected a comma list of pca, tsne, umap");
   expect_error({"qk", "--corpus", tmp + "/c.txt", "--dims", "4", "-o", tmp + "/x.qk"}, "--dims 4");
+  expect_error({"qk", "--corpus", tmp + "/c.txt", "--perplexity", "0", "-o", tmp + "/x.qk"}, "--perplexity 0");
+  // A line past the model's positions is named by its line number (or cut with --truncate).
+  std::string long_line;
+  for (int i = 0; i < 300; ++i) long_line += " whale";
+  test::write_file(tmp + "/long.txt", "\n" + long_line + "\nCall me Ishmael.\n");
+  expect_error({"qk", "--corpus", tmp + "/long.txt", "-o", tmp + "/x.qk"},
+               "long.txt, line 2: 300 tokens exceed the model's limit of 256 positions (pass --truncate");
+  EXPECT_EQ(test::run_cli({"qk", "--corpus", tmp + "/long.txt", "--truncate", "--projections", "pca", "--dims", "2",
+                           "-o", tmp + "/t.qk"})
+                .code,
+            0);
   expect_error({"qk", "--corpus", tmp + "/c.txt", "-o", tmp + "/no/such/x.qk"}, "does not exist");
   expect_error(
       {"qk", "--model", test::source_dir() + "/models/vit-mnist", "--corpus", tmp + "/c.txt", "-o", tmp + "/x.qk"},
