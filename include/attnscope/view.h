@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "attnscope/array.h"
 
 namespace attnscope {
@@ -40,6 +42,9 @@ std::string view_html(const ViewData& data, const ViewOptions& opts);
 
 // The 12-bit text encodings of web/src/data.ts (exposed for tests).
 std::string encode_u12(const float* values, size_t n);  // values in [0, 1]
+
+// JSON that can sit inside <script> (no "</script>" can end the element early).
+std::string script_safe_json(const nlohmann::json& j);
 
 // s cut to at most max_bytes at a UTF-8 character boundary, with "..." when cut.
 std::string shorten_utf8(const std::string& s, size_t max_bytes);

@@ -17,6 +17,8 @@
 #include "attnscope/model.h"
 #include "attnscope/render.h"
 #include "attnscope/tokenizer.h"
+#include "attnscope/atlas.h"
+#include "attnscope/safetensors.h"
 #include "attnscope/view.h"
 #include "cli.h"
 #include "explain.h"
@@ -524,7 +526,7 @@ int run_heatmap(const Common& o, const HeatmapArgs& a) {
 }
 
 struct ViewArgs {
-  std::string out, from, view = "all", heads, title, include_layers, include_heads;
+  std::string out, from, view = "all", heads, title, include_layers, include_heads, projections;
   int64_t layer = -1;
 };
 
@@ -566,6 +568,41 @@ std::string human_bytes(double b) {
   return buf;
 }
 
+// The AttentionViz atlas of a .qk dataset (view --from corpus.qk).
+int run_atlas(const Common& o, const ViewArgs& a) {
+  if (o.has_input() || !o.model.empty())
+    throw Error("--from " + a.from +
+                ": the dataset already holds the model's queries and keys; drop --model/--text/--image");
+  if (a.view != "all")
+    throw Error("--view " + a.view + ": an atlas (--from a .qk file) always has the matrix, single, sentence" +
+                std::string(" and image views"));
+  if (!a.include_layers.empty() || !a.include_heads.empty())
+    throw Error("--include-layers/--include-heads: not for an atlas (attnscope qk projects every head)");
+  AtlasOptions ao;
+  ao.title = a.title;
+  std::stringstream ss(a.projections);
+  for (std::string p; std::getline(ss, p, ',');)
+    if (!p.empty()) ao.projections.push_back(p);
+  SafetensorsFile f(a.from);
+  auto num = [&](const char* k) {
+    auto it = f.metadata().find(k);
+    return it == f.metadata().end() ? int64_t(0) : std::atoll(it->second.c_str());
+  };
+  const int64_t L = std::max<int64_t>(1, num("n_layers")), H = std::max<int64_t>(1, num("n_heads"));
+  ao.layer = resolve_layer(a.layer == -1 ? 0 : a.layer, L);
+  const std::vector<int64_t> hs = parse_indices("--heads", a.heads, H, "head");
+  ao.head = hs.empty() ? 0 : hs.front();
+  const std::string html = atlas_html(a.from, ao);
+  std::ofstream out(a.out, std::ios::binary);
+  if (!out) throw Error("-o " + a.out + ": cannot write the file");
+  out.write(html.data(), std::streamsize(html.size()));
+  out.close();
+  if (!out) throw Error("-o " + a.out + ": writing failed");
+  std::cout << a.out << "\n";
+  std::cerr << "attnscope: atlas of " << a.from << ": " << human_bytes(double(html.size())) << "\n";
+  return 0;
+}
+
 // The head, model and neuron views as one self-contained HTML file.
 int run_view(const Common& o, const ViewArgs& a) {
   if (a.out.empty()) throw Error("-o: expected an output .html path");
@@ -573,6 +610,8 @@ int run_view(const Common& o, const ViewArgs& a) {
   vo.views = parse_views(a.view);
   const bool neuron = std::find(vo.views.begin(), vo.views.end(), "neuron") != vo.views.end();
   ViewData d;
+  if (!a.from.empty() && is_qk_file(a.from)) return run_atlas(o, a);
+  if (!a.projections.empty()) throw Error("--projections: only for an atlas (--from a .qk file from attnscope qk)");
   if (!a.from.empty()) {
     if (o.has_input() || !o.model.empty())
       throw Error("--from: the dump already holds the attention; drop --model/--text/--image");
@@ -721,7 +760,10 @@ int main(int argc, char** argv) {
       app.add_subcommand("view", "interactive head, model and neuron views as one self-contained, offline HTML file");
   add_model(viewc, common);
   add_text(viewc, common);
-  viewc->add_option("--from", va.from, "a dump (.safetensors) instead of running a model");
+  viewc->add_option("--from", va.from,
+                    "a dump (.safetensors) instead of running a model, or a .qk dataset from attnscope qk (the atlas)");
+  viewc->add_option("--projections", va.projections,
+                    "atlas: a comma list of the dataset's projections to include, e.g. umap2,pca3 (default all)");
   viewc->add_option("--view", va.view, "head, model, neuron, a comma list, or all (default)");
   viewc->add_option("-o,--output", va.out, "output .html file")->required();
   viewc->add_option("--layer", va.layer, "layer shown first (negative counts from the end; default -1)");

@@ -81,6 +81,9 @@ void add_qk(CLI::App* c, Common& common, QkArgs& a) {
   c->add_option("--projections", a.projections, "a comma list of pca, tsne, umap (default all three)");
   c->add_option("--dims", a.dims, "a comma list of 2, 3 (default both)");
   c->add_option("--top-k", a.top_k, "keys kept per query, by attention (default 8)");
+  c->add_option("--attention-max", a.attention_max,
+                "keep whole attention rows (sentence and image views) for items of at most this many tokens "
+                "(default 256; longer items keep their top-k)");
   c->add_option("--perplexity", a.perplexity, "t-SNE perplexity (default 30)");
   c->add_option("--tsne-iterations", a.tsne_iterations, "t-SNE iterations (default 1000)");
   c->add_option("--neighbours", a.neighbours, "UMAP neighbours (default 15)");
@@ -101,6 +104,7 @@ int run_qk(const Common& o, const QkArgs& a) {
     }
   if (a.max_tokens < 2) throw Error("--max-tokens " + std::to_string(a.max_tokens) + ": expected at least 2");
   if (a.top_k < 1) throw Error("--top-k " + std::to_string(a.top_k) + ": expected at least 1");
+  if (a.attention_max < 0) throw Error("--attention-max " + std::to_string(a.attention_max) + ": expected 0 or more");
   if (!(a.perplexity > 0)) throw Error("--perplexity " + std::to_string(a.perplexity) + ": expected a positive number");
   if (a.tsne_iterations < 1)
     throw Error("--tsne-iterations " + std::to_string(a.tsne_iterations) + ": expected at least 1");
@@ -122,6 +126,10 @@ int run_qk(const Common& o, const QkArgs& a) {
   // 1. The model over the corpus: every head's q and k per token, and each query's top keys.
   std::vector<std::vector<float>> qs(size_t(L * H)), ks(size_t(L * H)), topw(size_t(L * H));
   std::vector<std::vector<int32_t>> topi(size_t(L * H));
+  // Whole rows within the item (items of at most --attention-max tokens; causal: keys 0..t):
+  // row i of a head starts at row_start[i] in rows[lh]. And each key's value-vector norm.
+  std::vector<std::vector<float>> rows(size_t(L * H)), vnorm(size_t(L * H));
+  std::vector<int32_t> row_start{0};
   std::vector<int32_t> item_of, position, token_id;
   std::vector<std::string> labels, used;
   std::vector<uint8_t> pixels;  // image models: each image at the model's size, RGB
@@ -145,14 +153,29 @@ int run_qk(const Common& o, const QkArgs& a) {
     const int64_t T = int64_t(p.enc.size()), N0 = int64_t(item_of.size());
     if (N0 + T > a.max_tokens) break;
     const Trace tr = model->forward(p.in, to);
+    const bool whole = T <= a.attention_max;
+    for (int64_t t = 0; t < T; ++t)
+      row_start.push_back(row_start.back() + (whole ? int32_t(info.causal ? t + 1 : T) : 0));
+    if (row_start.back() < 0) throw Error("--attention-max " + std::to_string(a.attention_max) + ": too many rows");
     for (int64_t l = 0; l < L; ++l)
       for (int64_t h = 0; h < H; ++h) {
         const size_t lh = size_t(l * H + h);
+        const Array& va = tr.value[size_t(l)];
+        const int64_t kv = h / std::max<int64_t>(1, H / va.shape[0]);
+        const float* v = va.ptr() + kv * T * hd;
+        for (int64_t t = 0; t < T; ++t) {
+          double s = 0;
+          for (int64_t c = 0; c < hd; ++c) s += double(v[t * hd + c]) * v[t * hd + c];
+          vnorm[lh].push_back(float(std::sqrt(s)));
+        }
         const float* q = tr.query[size_t(l)].ptr() + h * T * hd;
         const float* k = tr.key[size_t(l)].ptr() + h * T * hd;
         qs[lh].insert(qs[lh].end(), q, q + T * hd);
         ks[lh].insert(ks[lh].end(), k, k + T * hd);
         const float* att = tr.attention[size_t(l)].ptr() + h * T * T;
+        if (whole)
+          for (int64_t t = 0; t < T; ++t)
+            rows[lh].insert(rows[lh].end(), att + t * T, att + t * T + (info.causal ? t + 1 : T));
         std::vector<int64_t> order(static_cast<size_t>(T));
         for (int64_t t = 0; t < T; ++t) {
           std::iota(order.begin(), order.end(), 0);
@@ -254,6 +277,17 @@ int run_qk(const Common& o, const QkArgs& a) {
   t.push_back(tensor_f16("query_norm", {L, H, N}, q_norm.data()));
   t.push_back(tensor_f16("key_norm", {L, H, N}, k_norm.data()));
   t.push_back(tensor_f32("spearman", {L, H}, rho.data()));
+  {
+    std::vector<float> vn, ar;
+    for (int64_t lh = 0; lh < L * H; ++lh) {
+      vn.insert(vn.end(), vnorm[size_t(lh)].begin(), vnorm[size_t(lh)].end());
+      ar.insert(ar.end(), rows[size_t(lh)].begin(), rows[size_t(lh)].end());
+      std::vector<float>().swap(rows[size_t(lh)]);
+    }
+    t.push_back(tensor_f16("value_norm", {L, H, N}, vn.data()));
+    t.push_back(tensor_i32("attention_offset", {N + 1}, row_start.data()));
+    t.push_back(tensor_f16("attention", {L, H, int64_t(row_start.back())}, ar.data()));
+  }
   std::vector<int32_t> ti;
   std::vector<float> tw;
   for (int64_t lh = 0; lh < L * H; ++lh) {
@@ -282,6 +316,7 @@ int run_qk(const Common& o, const QkArgs& a) {
       {"causal", info.causal ? "true" : "false"},
       {"equalize", a.no_equalize ? "false" : "true"},
       {"top_k", std::to_string(K)},
+      {"attention_max", std::to_string(a.attention_max)},
       {"projections", names},
       {"tokens", nlohmann::json(labels).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
       {"items", nlohmann::json(used).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}};

@@ -37,29 +37,6 @@ void put_row(std::string& out, const float* v, int64_t n) {
   }
 }
 
-// JSON that can sit inside <script>: '<', '>', '&' and U+2028/2029 only occur inside JSON strings,
-// where their \u escapes mean the same, so "</script>" in a token cannot end the element.
-std::string script_safe_json(const nlohmann::json& j) {
-  const std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string o;
-  o.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c == '<')
-      o += "\\u003c";
-    else if (c == '>')
-      o += "\\u003e";
-    else if (c == '&')
-      o += "\\u0026";
-    else if (c == '\xE2' && i + 2 < s.size() && s[i + 1] == '\x80' && (s[i + 2] == '\xA8' || s[i + 2] == '\xA9')) {
-      o += s[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
-      i += 2;
-    } else
-      o.push_back(c);
-  }
-  return o;
-}
-
 void check_shape(const Array& a, const std::vector<int64_t>& want, const std::string& what) {
   if (a.empty() || a.shape != want)
     throw Error(what + ": expected shape " + shape_str(want) + ", found " + (a.empty() ? "none" : shape_str(a.shape)));
@@ -112,6 +89,29 @@ std::vector<int64_t> checked_ids(const std::vector<int64_t>& ids, int64_t n, con
 }
 
 }  // namespace
+
+// JSON that can sit inside <script>: '<', '>', '&' and U+2028/2029 only occur inside JSON strings,
+// where their \u escapes mean the same, so "</script>" in a token cannot end the element.
+std::string script_safe_json(const nlohmann::json& j) {
+  const std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string o;
+  o.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '<')
+      o += "\\u003c";
+    else if (c == '>')
+      o += "\\u003e";
+    else if (c == '&')
+      o += "\\u0026";
+    else if (c == '\xE2' && i + 2 < s.size() && s[i + 1] == '\x80' && (s[i + 2] == '\xA8' || s[i + 2] == '\xA9')) {
+      o += s[i + 2] == '\xA8' ? "\\u2028" : "\\u2029";
+      i += 2;
+    } else
+      o.push_back(c);
+  }
+  return o;
+}
 
 std::string view_html(const ViewData& d, const ViewOptions& o) {
   if (o.include_layers.empty() && o.include_heads.empty()) return write_view(d, o, {}, {}, d.n_heads);

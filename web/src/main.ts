@@ -4,6 +4,8 @@
 import css from './style.css?inline';
 import { headColors, THEMES } from './colors';
 import { Agg, Ctx, hashToState, headId, layerId, layerName, measureText, State, stateToHash } from './context';
+import { Atlas } from './atlas';
+import { AtlasStore, documentAtlasSource } from './atlasdata';
 import { documentSource, MEAN_LAYER, Store, ViewName } from './data';
 import { HeadView, stateSource } from './headview';
 import { ModelView } from './modelview';
@@ -487,12 +489,21 @@ class App {
 declare global {
   interface Window {
     attnscope?: App;
+    attnscopeAtlas?: Atlas;
     attnscopeError?: string;
   }
 }
 
 function boot(): void {
   try {
+    const atlas = documentAtlasSource(document);
+    if (atlas) {
+      const st = document.createElement('style');
+      st.textContent = css;
+      document.head.appendChild(st);
+      window.attnscopeAtlas = new Atlas(new AtlasStore(atlas));
+      return;
+    }
     const store = new Store(documentSource(document));
     window.attnscope = new App(store);
   } catch (err) {
@@ -505,5 +516,6 @@ function boot(): void {
 }
 
 // The script sits after the page's metadata and first layer, before the other layers: start now.
-if (document.getElementById('attnscope-meta') || document.readyState !== 'loading') boot();
+// (An atlas file puts the script after all of its data.)
+if (document.getElementById('attnscope-meta') || document.getElementById('attnscope-atlas') || document.readyState !== 'loading') boot();
 else document.addEventListener('DOMContentLoaded', boot);
