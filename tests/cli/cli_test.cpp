@@ -689,6 +689,27 @@ TEST(Cli, ExplainErrors) {
 }
 
 namespace {
+// The text of <script ... id="ID">TEXT</script> in an HTML file.
+std::string atlas_element(const std::string& html, const std::string& id) {
+  const size_t at = html.find("id=\"" + id + "\">");
+  if (at == std::string::npos) return "";
+  const size_t from = html.find('>', at) + 1;
+  return html.substr(from, html.find("</script>", from) - from);
+}
+std::string unbase64(const std::string& s) {
+  static const std::string abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : s) {
+    if (c == '=') break;
+    const size_t v = abc.find(c);
+    if (v == std::string::npos) continue;
+    acc = (acc << 6) | uint32_t(v), bits += 6;
+    if (bits >= 8) bits -= 8, out.push_back(char((acc >> bits) & 255));
+  }
+  return out;
+}
 std::vector<int64_t> read_i32(const SafetensorsFile& f, const std::string& name) {
   const TensorInfo& t = f.info(name);
   EXPECT_EQ(t.dtype, DType::I32) << name;
@@ -735,6 +756,25 @@ TEST(Cli, QkWritesTheJointQueryKeyDatasetOfTheModel) {
     }
     const auto ti = read_i32(f, "topk_index");
     const auto tw = f.to_f32("topk_weight");
+    // Whole rows within the sentence (causal: keys 0..t) and each key's |v|.
+    const auto ro = read_i32(f, "attention_offset");
+    const auto rows = f.to_f32("attention");
+    const auto vn = f.to_f32("value_norm");
+    const int64_t M = f.info("attention").shape[2];
+    for (int64_t l = 0; l < L; ++l) {
+      const auto v = df.to_f32("value." + std::to_string(l));
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t t = 0; t < T; ++t) {
+          ASSERT_EQ(ro[size_t(offset + t + 1)] - ro[size_t(offset + t)], t + 1);
+          for (int64_t j = 0; j <= t; ++j)
+            EXPECT_NEAR(rows[size_t((l * H + h) * M + ro[size_t(offset + t)] + j)],
+                        att[size_t(l)].ptr()[(h * T + t) * T + j], 1e-3);
+          double norm = 0;
+          for (int64_t c = 0; c < hd; ++c)
+            norm += double(v[size_t((h * T + t) * hd + c)]) * v[size_t((h * T + t) * hd + c)];
+          EXPECT_NEAR(vn[size_t((l * H + h) * N + offset + t)], std::sqrt(norm), 2e-3 * std::sqrt(norm));
+        }
+    }
     for (int64_t l = 0; l < L; ++l)
       for (int64_t h = 0; h < H; ++h)
         for (int64_t t = 0; t < T; ++t) {
@@ -762,6 +802,34 @@ TEST(Cli, QkWritesTheJointQueryKeyDatasetOfTheModel) {
   const float rho = f.to_f32("spearman")[size_t(1 * H + 2)];
   EXPECT_NEAR(rho, qk_distance_spearman(q.data(), k.data(), hd, item32, true, 20000), 1e-6);
   EXPECT_EQ(f.info("projection.umap3").shape, (std::vector<int64_t>{L, H, 2 * N, 3}));
+  // The atlas carries the dataset's bytes: projections per layer, top keys as positions in the item.
+  ASSERT_EQ(test::run_cli({"view", "--from", tmp + "/c.qk", "--projections", "umap2,pca3", "-o", tmp + "/a.html"}).code,
+            0);
+  const std::string html = test::read_file(tmp + "/a.html");
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);
+  const nlohmann::json am = nlohmann::json::parse(atlas_element(html, "attnscope-atlas"));
+  EXPECT_EQ(am["format"], "attnscope-atlas");
+  EXPECT_EQ(am["n"], N);
+  EXPECT_EQ(am["tokens"], tokens);
+  EXPECT_EQ(am["projections"].size(), 2u);
+  EXPECT_EQ(am["projections"][0]["name"], "umap2");
+  EXPECT_EQ(html.find("attnscope-atlas-proj-pca2-"), std::string::npos);
+  {
+    const TensorInfo& t = f.info("projection.pca3");
+    const size_t per = size_t(t.end - t.begin) / size_t(L);
+    const std::string got = unbase64(atlas_element(html, "attnscope-atlas-proj-pca3-2"));
+    ASSERT_EQ(got.size(), per);
+    EXPECT_EQ(std::memcmp(got.data(), f.bytes(t) + 2 * per, per), 0);
+    const std::string top = unbase64(atlas_element(html, "attnscope-atlas-topk-3"));
+    ASSERT_EQ(top.size(), size_t(H * N * K * 2));
+    const auto ti = read_i32(f, "topk_index");
+    for (int64_t x = 0; x < H * N * K; ++x) {
+      uint16_t u;
+      std::memcpy(&u, top.data() + 2 * x, 2);
+      const int64_t j = ti[size_t(3 * H * N * K + x)];
+      EXPECT_EQ(u, j < 0 ? 0xFFFF : position[size_t(j)]) << x;
+    }
+  }
   // --max-tokens stops before the item that would pass it.
   ASSERT_EQ(test::run_cli({"qk", "--corpus", tmp + "/corpus.txt", "--projections", "pca", "--dims", "2", "--max-tokens",
                            std::to_string(N - 1), "-o", tmp + "/short.qk"})
@@ -779,6 +847,43 @@ TEST(Cli, QkWritesTheJointQueryKeyDatasetOfTheModel) {
   SafetensorsFile vf(tmp + "/v.qk");
   EXPECT_EQ(vf.info("image").shape, (std::vector<int64_t>{3, 28, 28, 3}));
   EXPECT_EQ(vf.metadata().at("patch_size"), "7");
+}
+
+TEST(Cli, AtlasErrors) {
+  const std::string tmp = test::temp_dir("cli_atlas_err");
+  test::write_file(tmp + "/c.txt", "Call me Ishmael.\nIt is a way I have.\n");
+  ASSERT_EQ(
+      test::run_cli({"qk", "--corpus", tmp + "/c.txt", "--projections", "pca", "--dims", "2", "-o", tmp + "/c.qk"})
+          .code,
+      0);
+  expect_error({"view", "--from", tmp + "/c.qk", "--projections", "tsne2", "-o", tmp + "/a.html"},
+               "--projections tsne2: " + tmp + "/c.qk has pca2");
+  expect_error({"view", "--from", tmp + "/c.qk", "--view", "head", "-o", tmp + "/a.html"},
+               "--view head: an atlas (--from a .qk file) always has");
+  expect_error({"view", "--from", tmp + "/c.qk", "--text", "x", "-o", tmp + "/a.html"}, "drop --model/--text/--image");
+  expect_error({"view", "--from", tmp + "/c.qk", "--layer", "7", "-o", tmp + "/a.html"}, "--layer 7");
+  ASSERT_EQ(test::run_cli({"dump", "--text", "Call me Ishmael.", "-o", tmp + "/d.safetensors"}).code, 0);
+  expect_error({"view", "--from", tmp + "/d.safetensors", "--projections", "pca2", "-o", tmp + "/a.html"},
+               "--projections: only for an atlas");
+  // A damaged dataset: a tensor missing, or of the wrong shape.
+  auto damaged = [&](const std::string& out, const std::string& drop, const std::string& flatten) {
+    SafetensorsFile f(tmp + "/c.qk");
+    std::vector<TensorWrite> ts;
+    for (const auto& [name, t] : f.tensors()) {
+      if (name == drop) continue;
+      TensorWrite w{name, t.dtype, t.shape, {}};
+      w.bytes.assign(f.bytes(t), f.bytes(t) + (t.end - t.begin));
+      if (name == flatten) w.shape = {t.numel()};
+      ts.push_back(w);
+    }
+    write_safetensors(out, ts, f.metadata());
+  };
+  damaged(tmp + "/bad.qk", "value_norm", "");
+  damaged(tmp + "/flat.qk", "", "spearman");
+  expect_error({"view", "--from", tmp + "/flat.qk", "-o", tmp + "/a.html"},
+               tmp + "/flat.qk: spearman: expected shape [4, 4], found [16]");
+  expect_error({"view", "--from", tmp + "/bad.qk", "-o", tmp + "/a.html"},
+               tmp + "/bad.qk: expected a tensor 'value_norm' (written by attnscope qk), found none");
 }
 
 TEST(Cli, QkErrors) {
