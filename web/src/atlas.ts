@@ -84,6 +84,10 @@ export class Atlas {
   private tabs = new Map<AtlasView, HTMLButtonElement>();
   private matches: number[] = [];
   private hi = new Uint8Array(0); // [2N] highlight flags
+  private hiCount = 0; // highlighted points, listed in the buffer 'hi-list'
+  private version = 0; // bumped when colours or highlights change (the matrix redraws)
+  private matrixJob: { key: string; next: number; started: number; frames: number; doneMs: number } | null = null;
+  private hoverTile: [number, number] | null = null;
   private colorKey = '';
   private fits = new Map<string, Fit>();
   // single view camera
@@ -110,6 +114,18 @@ export class Atlas {
     this.gl = new PointGL(this.glCanvas);
     this.hi = new Uint8Array(2 * store.n);
     this.gl.buffer('hi', this.hi);
+    // A fixed random order of the points: the matrix view draws a prefix of it per head (a uniform
+    // sample, as dense as the tile's pixels), then every highlighted point.
+    const order = new Uint32Array(2 * store.n).map((_, i) => i);
+    let seed = 12345;
+    for (let i = order.length - 1; i > 0; --i) {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      const j = seed % (i + 1);
+      const t = order[i];
+      order[i] = order[j];
+      order[j] = t;
+    }
+    this.gl.buffer('order', order, true);
     new ResizeObserver(() => this.request()).observe(this.stage);
     this.update({});
   }
@@ -298,6 +314,11 @@ export class Atlas {
     for (const i of this.matches) this.hi[i] = this.hi[n + i] = 1;
     if (s.selected !== null) this.hi[s.selected] = this.hi[n + s.selected] = 1;
     this.gl.buffer('hi', this.hi);
+    const list: number[] = [];
+    for (let p = 0; p < 2 * n; ++p) if (this.hi[p]) list.push(p);
+    this.hiCount = list.length;
+    this.gl.buffer('hi-list', new Uint32Array(list.length ? list : [0]), true);
+    ++this.version;
   }
   // Alpha of the points not highlighted: a search dims the rest hard, a selection lightly.
   dimmed(): number {
@@ -342,6 +363,7 @@ export class Atlas {
       }
     }
     if (this.colorKey !== key && !perHead) this.gl.drop('color-');
+    if (this.colorKey !== key) ++this.version;
     this.colorKey = key;
     return { buf: this.gl.buffer(key, c), perHead };
   }
@@ -393,27 +415,50 @@ export class Atlas {
     return { x: left + h * size, y: top + l * size, w: size - 2, h: size - 2 };
   }
 
+  // Points one frame of the matrix view may draw; the rest of the heads follow in the next frames,
+  // so the page answers while a large corpus is still being painted.
+  static readonly MATRIX_POINTS_PER_FRAME = 150000;
+
+  private matrixSample(): number {
+    const t = this.tile(0, 0), dpr = Math.min(window.devicePixelRatio || 1, 2);
+    return Math.min(2 * this.store.n, Math.max(2000, Math.round(t.w * t.h * dpr * dpr * 0.6)));
+  }
+
   private drawMatrix(): void {
     const st = this.store, m = st.meta, s = this.state, n = st.n;
-    const { h: H, dpr } = this.gl.resize();
-    this.gl.clear([1, 1, 1]);
+    const { w: W, h: H, dpr } = this.gl.resize();
     const name = this.projectionName('matrix');
     const d = st.dims(name);
-    const g = this.overlayContext();
+    const key = [name, this.version, s.color, W, H, dpr].join('|');
+    if (!this.matrixJob || this.matrixJob.key !== key) {
+      this.gl.clear([1, 1, 1]);
+      this.matrixJob = { key, next: 0, started: performance.now(), frames: 0, doneMs: 0 };
+    }
+    const job = this.matrixJob;
     const size = this.tile(0, 0).w;
     const pointSize = Math.max(1, Math.min(3, size / 60)) * dpr;
-    for (let l = 0; l < m.n_layers; ++l) {
+    const sample = this.matrixSample();
+    const dim = this.dimmed();
+    let spent = 0;
+    if (job.next < m.n_layers * m.n_heads) ++job.frames;
+    while (job.next < m.n_layers * m.n_heads && spent < Atlas.MATRIX_POINTS_PER_FRAME) {
+      const l = Math.floor(job.next / m.n_heads), h = job.next % m.n_heads;
       const pos = this.positions(name, l);
       const col = this.colors(l);
-      for (let h = 0; h < m.n_heads; ++h) {
-        const t = this.tile(l, h);
-        const vp: [number, number, number, number] = [Math.round(t.x * dpr), Math.round((H - t.y - t.h) * dpr), Math.round(t.w * dpr), Math.round(t.h * dpr)];
-        this.gl.draw({
-          pos, posOffset: h * 2 * n * d * 4, dims: d, color: col.buf, colorOffset: col.perHead ? h * 2 * n * 4 : 0, hi: this.gl.buffer('hi'),
-          count: 2 * n, m: fitMatrix(this.headFit(name, l, h), 0.92, 0.92), size: pointSize, dim: this.dimmed(), viewport: vp,
-        });
-      }
+      const t = this.tile(l, h);
+      const vp: [number, number, number, number] = [Math.round(t.x * dpr), Math.round((H - t.y - t.h) * dpr), Math.round(t.w * dpr), Math.round(t.h * dpr)];
+      const base = {
+        pos, posOffset: h * 2 * n * d * 4, dims: d, color: col.buf, colorOffset: col.perHead ? h * 2 * n * 4 : 0, hi: this.gl.buffer('hi'),
+        m: fitMatrix(this.headFit(name, l, h), 0.92, 0.92), size: pointSize, dim, viewport: vp,
+      };
+      this.gl.draw({ ...base, count: sample, indices: sample < 2 * n ? this.gl.buffer('order') : undefined });
+      if (this.hiCount) this.gl.draw({ ...base, count: this.hiCount, indices: this.gl.buffer('hi-list') });
+      spent += sample + this.hiCount;
+      ++job.next;
     }
+    if (job.next < m.n_layers * m.n_heads) this.request();
+    else if (!job.doneMs) job.doneMs = performance.now() - job.started;
+    const g = this.overlayContext();
     g.font = '11px "DejaVu Sans", sans-serif';
     g.fillStyle = '#555';
     g.textBaseline = 'middle';
@@ -431,10 +476,27 @@ export class Atlas {
       for (let h = 0; h < m.n_heads; ++h) {
         const t = this.tile(l, h);
         const current = l === s.layer && h === s.head;
-        g.strokeStyle = current ? '#1f77b4' : '#e2e4e8';
-        g.lineWidth = current ? 2 : 1;
+        const hovered = this.hoverTile !== null && this.hoverTile[0] === l && this.hoverTile[1] === h;
+        g.strokeStyle = current ? '#1f77b4' : hovered ? '#333' : '#e2e4e8';
+        g.lineWidth = current || hovered ? 2 : 1;
         g.strokeRect(t.x - 0.5, t.y - 0.5, t.w + 1, t.h + 1);
       }
+    if (this.hoverTile) {
+      const [l, h] = this.hoverTile, t = this.tile(l, h);
+      const label = `layer ${l}, head ${h} · Spearman(q·k, distance) ${m.spearman[l][h].toFixed(3)}`;
+      const w = g.measureText(label).width + 10;
+      const x = Math.min(t.x, this.stage.clientWidth - w - 4), y = t.y + t.h + 4;
+      g.fillStyle = 'rgba(255,255,255,0.92)';
+      g.fillRect(x, y, w, 18);
+      g.fillStyle = '#111';
+      g.textAlign = 'left';
+      g.fillText(label, x + 5, y + 9);
+    }
+    if (job.next < m.n_layers * m.n_heads) {
+      g.fillStyle = '#666';
+      g.textAlign = 'left';
+      g.fillText(`drawing heads ${job.next}/${m.n_layers * m.n_heads} …`, 6, this.stage.clientHeight - 10);
+    }
   }
 
   // The single view's matrix: fit, camera (3-D rotation), zoom, pan, aspect.
@@ -465,17 +527,20 @@ export class Atlas {
 
   private drawSingle(): void {
     const st = this.store, s = this.state, n = st.n;
+    this.matrixJob = null;
     this.gl.resize();
     this.gl.clear([1, 1, 1]);
     const name = this.projectionName('single');
     const d = st.dims(name);
     const mat = this.singleMatrix();
     const col = this.colors(s.layer);
-    this.gl.draw({
+    const single = {
       pos: this.positions(name, s.layer), posOffset: s.head * 2 * n * d * 4, dims: d, color: col.buf,
-      colorOffset: col.perHead ? s.head * 2 * n * 4 : 0, hi: this.gl.buffer('hi'), count: 2 * n, m: mat,
+      colorOffset: col.perHead ? s.head * 2 * n * 4 : 0, hi: this.gl.buffer('hi'), m: mat,
       size: Math.max(2, Math.min(7, 2.5 * Math.sqrt(this.cam.zoom))) * Math.min(window.devicePixelRatio || 1, 2), dim: this.dimmed(),
-    });
+    };
+    this.gl.draw({ ...single, count: 2 * n });
+    if (this.hiCount) this.gl.draw({ ...single, count: this.hiCount, indices: this.gl.buffer('hi-list') });
     const g = this.overlayContext();
     // the selected query's lines to its top keys
     if (s.selected !== null) {
@@ -570,8 +635,22 @@ export class Atlas {
     const r = this.stage.getBoundingClientRect();
     return { x: e.clientX - r.left, y: e.clientY - r.top };
   }
+  private tileAt(x: number, y: number): [number, number] | null {
+    const m = this.store.meta;
+    const t0 = this.tile(0, 0), step = this.tile(1, 1);
+    const h = Math.floor((x - t0.x) / (step.x - t0.x)), l = Math.floor((y - t0.y) / (step.y - t0.y));
+    return l >= 0 && l < m.n_layers && h >= 0 && h < m.n_heads ? [l, h] : null;
+  }
   private onMove(e: MouseEvent): void {
     const { x, y } = this.local(e);
+    if (this.state.view === 'matrix') {
+      const t = this.tileAt(x, y);
+      if (String(t) !== String(this.hoverTile)) {
+        this.hoverTile = t;
+        this.request();
+      }
+      return;
+    }
     if (this.state.view === 'single') {
       const p = this.nearest(x, y);
       if (p !== this.hover) {
@@ -583,13 +662,10 @@ export class Atlas {
   }
   private onClick(e: MouseEvent): void {
     const { x, y } = this.local(e);
-    const s = this.state, m = this.store.meta;
+    const s = this.state;
     if (s.view === 'matrix') {
-      for (let l = 0; l < m.n_layers; ++l)
-        for (let h = 0; h < m.n_heads; ++h) {
-          const t = this.tile(l, h);
-          if (x >= t.x && x < t.x + t.w + 2 && y >= t.y && y < t.y + t.h + 2) return this.update({ view: 'single', layer: l, head: h });
-        }
+      const t = this.tileAt(x, y);
+      if (t) this.update({ view: 'single', layer: t[0], head: t[1] });
       return;
     }
     if (this.dragged) return;
@@ -668,6 +744,7 @@ export class Atlas {
     for (let t = from; t < to; ++t) {
       const span = el('span', t === i ? { class: 'at-current' } : {}, tokenText(m.tokens[t]));
       sent.appendChild(span);
+      if (m.image && t + 1 < to) sent.appendChild(document.createTextNode(' ')); // patches: r0c0 r0c1 …
     }
     if (to < b) sent.appendChild(document.createTextNode(' …'));
     this.side.appendChild(sent);
@@ -733,7 +810,8 @@ export class Atlas {
       `${s.valueNorm ? ' · weighted by |value|' : ''}${whole ? '' : ` · top-${m.top_k} keys only (item longer than the stored rows)`}`, 8, 8);
     const place = new Map<number, number>();
     tokens.forEach((t, k) => place.set(t, y0 + k * row + row / 2));
-    const focus = this.sentenceHover ?? (s.selected !== null && st.item[s.selected] === s.item ? s.selected : null);
+    const shown = (t: number | null) => (t !== null && place.has(t) ? t : null);
+    const focus = shown(this.sentenceHover) ?? shown(s.selected);
     const [hr, hg, hb] = CATEGORY10.map(hex)[0];
     for (const q of tokens) {
       if (focus !== null && q !== focus) continue;
@@ -927,6 +1005,41 @@ export class Atlas {
     let n = 0;
     for (let k = 0; k < px.length; k += 4) if (px[k] < 250 || px[k + 1] < 250 || px[k + 2] < 250) ++n;
     return n;
+  }
+  // The matrix view from scratch: frames until every head is drawn, the whole time, the longest
+  // frame; then the time of a frame that only redraws the overlay (hovering a head).
+  measureMatrix(): Promise<{ frames: number; fullMs: number; worstFrameMs: number; overlayMs: number }> {
+    this.matrixJob = null;
+    return new Promise((resolve) => {
+      const stamps: number[] = [];
+      const step = (t: number) => {
+        stamps.push(t);
+        this.draw();
+        const job = this.matrixJob!;
+        const total = this.store.meta.n_layers * this.store.meta.n_heads;
+        if (job.next < total) return requestAnimationFrame(step);
+        requestAnimationFrame((t2) => {
+          stamps.push(t2);
+          let worst = 0;
+          for (let k = 1; k < stamps.length; ++k) worst = Math.max(worst, stamps[k] - stamps[k - 1]);
+          const fullMs = stamps[stamps.length - 1] - stamps[0];
+          const frames = stamps.length - 1;
+          const o: number[] = [];
+          const hover = (t3: number) => {
+            o.push(t3);
+            this.hoverTile = [o.length % this.store.meta.n_layers, 0];
+            this.draw();
+            if (o.length < 11) requestAnimationFrame(hover);
+            else {
+              this.hoverTile = null;
+              resolve({ frames, fullMs, worstFrameMs: worst, overlayMs: (o[o.length - 1] - o[0]) / (o.length - 1) });
+            }
+          };
+          requestAnimationFrame(hover);
+        });
+      };
+      requestAnimationFrame(step);
+    });
   }
   // Mean time between animation frames over `frames` redraws (a full redraw each frame).
   measureFrames(frames: number, spin = false): Promise<number> {

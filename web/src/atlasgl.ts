@@ -135,8 +135,8 @@ export class PointGL {
     this.vao = gl.createVertexArray()!;
   }
 
-  // A named buffer, (re)filled when data is given.
-  buffer(name: string, data?: ArrayBufferView): WebGLBuffer {
+  // A named buffer, (re)filled when data is given (element buffers: indices, bound to the VAO).
+  buffer(name: string, data?: ArrayBufferView, elements = false): WebGLBuffer {
     const gl = this.gl;
     let b = this.buffers.get(name);
     if (!b) {
@@ -144,8 +144,10 @@ export class PointGL {
       this.buffers.set(name, b);
     }
     if (data) {
-      gl.bindBuffer(gl.ARRAY_BUFFER, b.buf);
-      gl.bufferData(gl.ARRAY_BUFFER, data, gl.STATIC_DRAW);
+      const target = elements ? gl.ELEMENT_ARRAY_BUFFER : gl.ARRAY_BUFFER;
+      if (elements) gl.bindVertexArray(this.vao);
+      gl.bindBuffer(target, b.buf);
+      gl.bufferData(target, data, gl.STATIC_DRAW);
       b.bytes = data.byteLength;
     }
     return b.buf;
@@ -186,6 +188,7 @@ export class PointGL {
     pos: WebGLBuffer; posOffset: number; dims: number; color: WebGLBuffer; colorOffset: number; hi: WebGLBuffer;
     count: number; m: Mat4; size: number; dim: number; // alpha of points not highlighted (0: no dimming)
     viewport?: [number, number, number, number];
+    indices?: WebGLBuffer; // draw these points (uint32 indices) instead of 0..count-1
   }): void {
     const gl = this.gl;
     gl.useProgram(this.prog);
@@ -212,6 +215,9 @@ export class PointGL {
     gl.uniformMatrix4fv(this.loc.m, false, o.m);
     gl.uniform1f(this.loc.size, o.size);
     gl.uniform1f(this.loc.dim, o.dim);
-    gl.drawArrays(gl.POINTS, 0, o.count);
+    if (o.indices) {
+      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, o.indices);
+      gl.drawElements(gl.POINTS, o.count, gl.UNSIGNED_INT, 0);
+    } else gl.drawArrays(gl.POINTS, 0, o.count);
   }
 }
