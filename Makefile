@@ -60,6 +60,10 @@ demo: build
 	  -o $(OUT)/vit-mnist-relevance.png
 	@$(BIN) explain --model models/bert-moby --text "Call me Ishmael. Some years ago I went to [MASK]." \
 	  --method integrated-gradients --baseline pad -o $(OUT)/bert-moby-ig.png
+	@$(BIN) qk --corpus data/moby-sentences.txt --max-tokens 1500 --truncate -o $(OUT)/moby.qk
+	@$(BIN) view --from $(OUT)/moby.qk -o $(OUT)/moby-atlas.html
+	@$(BIN) qk --model models/vit-mnist --corpus models/vit-mnist/samples -o $(OUT)/digits.qk
+	@$(BIN) view --from $(OUT)/digits.qk -o $(OUT)/digits-atlas.html
 	@echo "demo results in $(OUT)/ (open the .html files in a browser)"
 
 test: build

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -298,58 +299,69 @@ class SpaceTree {
         hi[size_t(c)] = std::max(hi[size_t(c)], y[size_t(i * D + c)]);
       }
     Node root;
+    std::array<double, D> centre;
     double half = 0;
     for (int c = 0; c < D; ++c) {
-      root.center[size_t(c)] = (lo[size_t(c)] + hi[size_t(c)]) / 2;
+      centre[size_t(c)] = (lo[size_t(c)] + hi[size_t(c)]) / 2;
       half = std::max(half, (hi[size_t(c)] - lo[size_t(c)]) / 2);
     }
-    root.half = half * (1 + 1e-5) + 1e-12;
+    root.half = float(half * (1 + 1e-5) + 1e-12);
     nodes_.reserve(size_t(4 * n));
+    centres_.reserve(size_t(4 * n));
     nodes_.push_back(root);
+    centres_.push_back({centre, half * (1 + 1e-5) + 1e-12});
     for (int64_t i = 0; i < n; ++i) insert(0, i, 0);
   }
 
   // Repulsion on point i: sum over the cells far enough (size / distance < theta) of
   // count * q^2 * (y_i - com) into neg, and count * q into the returned sum (q = 1 / (1 + d^2)).
   double repulse(int64_t i, double theta, double* neg) const {
-    double sum_q = 0;
-    int64_t stack[64 * (1 << D)];
-    int64_t top = 0;
+    // Single precision inside a point's walk (the centres of mass are floats already), double
+    // across cells: the walk is t-SNE's hot loop.
+    const float t2 = float(theta * theta);
+    float yi[D];
+    for (int c = 0; c < D; ++c) yi[c] = float(y_[size_t(i * D + c)]);
+    double sum_q = 0, acc[D] = {};
+    int32_t stack[64 * (1 << D)];
+    int top = 0;
     stack[top++] = 0;
-    const double* yi = &y_[size_t(i * D)];
     while (top > 0) {
       const Node& nd = nodes_[size_t(stack[--top])];
       if (nd.count == 0) continue;
-      double diff[D], d2 = 0;
+      float diff[D], d2 = 0;
       for (int c = 0; c < D; ++c) {
         diff[c] = yi[c] - nd.com[size_t(c)];
         d2 += diff[c] * diff[c];
       }
       const bool leaf = nd.child < 0;
-      if (leaf || 4 * double(nd.half) * nd.half < theta * theta * d2) {  // cell width / distance < theta
-        double count = double(nd.count);
-        if (leaf && (nd.point == i || d2 < 1e-10)) count -= 1;  // the point itself (its duplicates stay)
+      if (leaf || 4 * nd.half * nd.half < t2 * d2) {  // cell width / distance < theta
+        float count = float(nd.count);
+        if (leaf && (nd.point == i || d2 < 1e-10f)) count -= 1;  // the point itself (its duplicates stay)
         if (count <= 0) continue;
-        const double q = 1 / (1 + d2);
-        sum_q += count * q;
-        for (int c = 0; c < D; ++c) neg[c] += count * q * q * diff[c];
+        const float q = 1 / (1 + d2), cq = count * q;
+        sum_q += cq;
+        for (int c = 0; c < D; ++c) acc[c] += double(cq * q * diff[c]);
       } else {
-        for (int k = 0; k < (1 << D); ++k)
-          if (nodes_[size_t(nd.child + k)].count > 0) stack[top++] = nd.child + k;
+        for (int k = 0; k < (1 << D); ++k) stack[top++] = nd.child + k;
       }
     }
+    for (int c = 0; c < D; ++c) neg[c] += acc[c];
     return sum_q;
   }
 
  private:
-  // What the traversal reads comes first, in 24 bytes (2-D): the traversal is t-SNE's hot loop.
+  // What the traversal reads, in 24 bytes (2-D): the traversal is t-SNE's hot loop. The cells'
+  // geometry, needed while building only, lives apart in centres_.
   struct Node {
     std::array<float, D> com{};
     float half = 0;
     int32_t count = 0;
     int32_t child = -1;  // first of 2^D children, or -1 for a leaf
     int32_t point = -1;  // a leaf's first point
-    std::array<double, D> center{};
+  };
+  struct Cell {
+    std::array<double, D> centre;
+    double half;
   };
 
   void insert(int64_t node, int64_t i, int depth) {
@@ -371,37 +383,43 @@ class SpaceTree {
         // Re-insert the old point one level down (its mass is already counted here).
         insert_below(node, old, depth);
       }
-      node = nodes_[size_t(node)].child + octant(nodes_[size_t(node)], yi);
+      node = nodes_[size_t(node)].child + octant(node, yi);
       ++depth;
     }
   }
 
   void insert_below(int64_t node, int64_t i, int depth) {
-    const int64_t c = nodes_[size_t(node)].child + octant(nodes_[size_t(node)], &y_[size_t(i * D)]);
+    const int64_t c = nodes_[size_t(node)].child + octant(node, &y_[size_t(i * D)]);
     insert(c, i, depth + 1);
   }
 
-  static int octant(const Node& nd, const double* p) {
+  int octant(int64_t node, const double* p) const {
+    const Cell& cell = centres_[size_t(node)];
     int k = 0;
     for (int c = 0; c < D; ++c)
-      if (p[c] > nd.center[size_t(c)]) k |= 1 << c;
+      if (p[c] > cell.centre[size_t(c)]) k |= 1 << c;
     return k;
   }
 
   void subdivide(int64_t node) {
     const int64_t first = int64_t(nodes_.size());
-    const Node parent = nodes_[size_t(node)];
+    const Cell parent = centres_[size_t(node)];
     for (int k = 0; k < (1 << D); ++k) {
+      Cell cell;
+      cell.half = parent.half / 2;
+      for (int c = 0; c < D; ++c)
+        cell.centre[size_t(c)] = parent.centre[size_t(c)] + ((k >> c) & 1 ? cell.half : -cell.half);
       Node ch;
-      ch.half = parent.half / 2;
-      for (int c = 0; c < D; ++c) ch.center[size_t(c)] = parent.center[size_t(c)] + ((k >> c) & 1 ? ch.half : -ch.half);
+      ch.half = float(cell.half);
       nodes_.push_back(ch);
+      centres_.push_back(cell);
     }
     nodes_[size_t(node)].child = first;
   }
 
   const std::vector<double>& y_;
   std::vector<Node> nodes_;
+  std::vector<Cell> centres_;
 };
 
 // FFTW's planner is not thread-safe (execution is).
@@ -515,6 +533,36 @@ double repulsion_fft_2d(const std::vector<double>& y_in, int64_t n, std::vector<
 
 enum class Repulsion { Exact, BarnesHut, Fft };
 
+// The points sorted by their Morton (Z-order) code on a 2^B grid per axis (B = 8 in 2-D, 5 in 3-D),
+// by counting sort: O(n + 2^(B*D)).
+template <int D>
+std::vector<int32_t> z_order(const std::vector<double>& y, int64_t n) {
+  constexpr int B = D == 2 ? 8 : 5;
+  constexpr uint32_t cells = 1u << (B * D);
+  double lo[D], scale[D];
+  for (int c = 0; c < D; ++c) {
+    double a = INFINITY, b = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) a = std::min(a, y[size_t(i * D + c)]), b = std::max(b, y[size_t(i * D + c)]);
+    lo[c] = a;
+    scale[c] = b > a ? ((1 << B) - 1e-9) / (b - a) : 0;
+  }
+  std::vector<uint32_t> code(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t z = 0;
+    for (int c = 0; c < D; ++c) {
+      const double v = (y[size_t(i * D + c)] - lo[c]) * scale[c];
+      const uint32_t q = v > 0 ? std::min<uint32_t>(uint32_t(v), (1u << B) - 1) : 0;
+      for (int bit = 0; bit < B; ++bit) z |= ((q >> bit) & 1u) << (bit * D + c);
+    }
+    code[size_t(i)] = z;
+  }
+  std::vector<int32_t> start(cells + 1, 0), order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ++start[code[size_t(i)] + 1];
+  for (uint32_t c = 0; c < cells; ++c) start[c + 1] += start[c];
+  for (int64_t i = 0; i < n; ++i) order[size_t(start[code[size_t(i)]]++)] = int32_t(i);
+  return order;
+}
+
 template <int D>
 double gradient(const Affinities& p, double exaggeration, const std::vector<double>& y, double theta, Repulsion how,
                 std::vector<double>* grad, bool want_kl) {
@@ -525,8 +573,13 @@ double gradient(const Affinities& p, double exaggeration, const std::vector<doub
     z_fft = repulsion_fft_2d(y, n, &neg);
   } else if (how == Repulsion::BarnesHut) {
     SpaceTree<D> tree(y, n);
+    // Points in Z-order: consecutive traversals visit the same cells, which stay in cache.
+    const std::vector<int32_t> order = z_order<D>(y, n);
     parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t i = order[size_t(k)];
+        sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
+      }
     });
   } else {
     parallel_for(n, [&](int64_t b, int64_t e) {
@@ -681,6 +734,63 @@ std::pair<double, double> umap_ab(double min_dist, double spread) {
   return {a, b};
 }
 
+namespace {
+
+// x^p in float (x > 0): UMAP's kernel needs no more, and glibc's expf/logf are fast (a
+// hand-written series over the float's bits was slower here: floor and the division are calls or
+// long latencies without -march).
+inline double pow_f(double x, double p) { return std::exp(float(p) * std::log(float(x))); }
+
+// umap-learn's optimize_layout_euclidean (move_other, clipped gradients, linear learning rate
+// decay, negative samples per edge at negative_sample_rate), sequential so that a seed fixes the
+// result.
+template <int D>
+void umap_sgd(std::vector<double>& y, const std::vector<int64_t>& H, const std::vector<int64_t>& Tl,
+              const std::vector<double>& eps, std::vector<double>& next, const std::vector<double>& eps_neg,
+              std::vector<double>& next_neg, int64_t n, int64_t epochs, double a, double b, const UmapOptions& o) {
+  // Negative samples: a xorshift64* stream (the SGD's hot loop; mt19937 took 6 % of it).
+  uint64_t state = o.seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+  auto pick = [&]() {
+    state ^= state >> 12, state ^= state << 25, state ^= state >> 27;
+    return int64_t(((state * 0x2545F4914F6CDD1Dull) >> 11) % uint64_t(n));
+  };
+  auto clip = [](double v) { return std::max(-4.0, std::min(4.0, v)); };
+  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    const double alpha = 1.0 - double(epoch) / double(epochs);
+    for (size_t e = 0; e < H.size(); ++e) {
+      if (next[e] > double(epoch)) continue;
+      double* yj = &y[size_t(H[e] * D)];
+      double* yk = &y[size_t(Tl[e] * D)];
+      double dd = 0;
+      for (int c = 0; c < D; ++c) dd += (yj[c] - yk[c]) * (yj[c] - yk[c]);
+      double coeff = 0;
+      if (dd > 0) {
+        const double pb = pow_f(dd, b);  // dd^(b-1) = dd^b / dd
+        coeff = -2 * a * b * (pb / dd) / (1 + a * pb);
+      }
+      for (int c = 0; c < D; ++c) {
+        const double g = clip(coeff * (yj[c] - yk[c])) * alpha;
+        yj[c] += g;
+        yk[c] -= g;
+      }
+      next[e] += eps[e];
+      const int64_t negs = int64_t((double(epoch) - next_neg[e]) / eps_neg[e]);
+      for (int64_t s = 0; s < negs; ++s) {
+        const int64_t k = pick();
+        if (k == H[e]) continue;
+        const double* yn = &y[size_t(k * D)];
+        double dn = 0;
+        for (int c = 0; c < D; ++c) dn += (yj[c] - yn[c]) * (yj[c] - yn[c]);
+        const double coeff2 = dn > 0 ? 2 * b / ((0.001 + dn) * (1 + a * pow_f(dn, b))) : 0;
+        for (int c = 0; c < D; ++c) yj[c] += (coeff2 > 0 ? clip(coeff2 * (yj[c] - yn[c])) : 4.0) * alpha;
+      }
+      next_neg[e] += double(negs) * eps_neg[e];
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o) {
   if (o.dims < 1 || o.dims > 3) throw Error("UMAP: expected 1 to 3 dimensions, found " + std::to_string(o.dims));
   if (o.neighbours < 2 || o.neighbours >= n)
@@ -782,45 +892,12 @@ std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions&
       y[size_t(i * D + c)] =
           (c < d ? double(init[size_t(i * std::min<int64_t>(D, d) + c)]) * 10 / std::max(mx, 1e-300) : 0) + noise(rng);
   const auto [a, b] = umap_ab(o.min_dist, o.spread);
-  // Negative samples: a xorshift64* stream (the SGD's hot loop; mt19937 took 6 % of it).
-  uint64_t state = o.seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
-  auto pick = [&]() {
-    state ^= state >> 12, state ^= state << 25, state ^= state >> 27;
-    return int64_t(((state * 0x2545F4914F6CDD1Dull) >> 11) % uint64_t(n));
-  };
-  auto clip = [](double v) { return std::max(-4.0, std::min(4.0, v)); };
-  for (int64_t epoch = 0; epoch < epochs; ++epoch) {
-    const double alpha = 1.0 - double(epoch) / double(epochs);
-    for (size_t e = 0; e < H.size(); ++e) {
-      if (next[e] > double(epoch)) continue;
-      double* yj = &y[size_t(H[e] * D)];
-      double* yk = &y[size_t(Tl[e] * D)];
-      double dd = 0;
-      for (int64_t c = 0; c < D; ++c) dd += (yj[c] - yk[c]) * (yj[c] - yk[c]);
-      double coeff = 0;
-      if (dd > 0) {
-        const double pb = std::exp(float(b) * std::log(float(dd)));  // dd^b in float; dd^(b-1) = dd^b / dd
-        coeff = -2 * a * b * (pb / dd) / (1 + a * pb);
-      }
-      for (int64_t c = 0; c < D; ++c) {
-        const double g = clip(coeff * (yj[c] - yk[c])) * alpha;
-        yj[c] += g;
-        yk[c] -= g;
-      }
-      next[e] += eps[e];
-      const int64_t negs = int64_t((double(epoch) - next_neg[e]) / eps_neg[e]);
-      for (int64_t s = 0; s < negs; ++s) {
-        const int64_t k = pick();
-        if (k == H[e]) continue;
-        const double* yn = &y[size_t(k * D)];
-        double dn = 0;
-        for (int64_t c = 0; c < D; ++c) dn += (yj[c] - yn[c]) * (yj[c] - yn[c]);
-        const double coeff2 = dn > 0 ? 2 * b / ((0.001 + dn) * (1 + a * std::exp(float(b) * std::log(float(dn))))) : 0;
-        for (int64_t c = 0; c < D; ++c) yj[c] += (coeff2 > 0 ? clip(coeff2 * (yj[c] - yn[c])) : 4.0) * alpha;
-      }
-      next_neg[e] += double(negs) * eps_neg[e];
-    }
-  }
+  if (D == 1)
+    umap_sgd<1>(y, H, Tl, eps, next, eps_neg, next_neg, n, epochs, a, b, o);
+  else if (D == 2)
+    umap_sgd<2>(y, H, Tl, eps, next, eps_neg, next_neg, n, epochs, a, b, o);
+  else
+    umap_sgd<3>(y, H, Tl, eps, next, eps_neg, next_neg, n, epochs, a, b, o);
   return std::vector<float>(y.begin(), y.end());
 }
 

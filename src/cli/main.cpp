@@ -158,12 +158,13 @@ bool wants_logits(const Model& m, const Tokenizer* tok, const Encoding& enc) {
   return mask && std::find(enc.ids.begin(), enc.ids.end(), *mask) != enc.ids.end();
 }
 
-// Loads the tokenizer (text models) and turns --text/--text-b or --image into the model input.
+// Loads the tokenizer (text models; once: a loaded tok is reused) and turns --text/--text-b or
+// --image into the model input.
 Prepared prepare(const Common& o, const Model& m, const std::string& dir, std::unique_ptr<Tokenizer>& tok) {
   if (m.info().image) return prepare_image(o, m, dir);
   if (!o.image.empty())
     throw Error("--image: model_type '" + m.info().model_type + "' takes text (--text), not an image");
-  tok = load_tokenizer(dir);
+  if (!tok) tok = load_tokenizer(dir);
   Prepared p;
   p.source = read_text(o);
   p.enc = encode_for(*tok, o, p.source, m.info().max_positions);

@@ -102,7 +102,7 @@ std::string atlas_html(const std::string& path, const AtlasOptions& o) {
   const TensorInfo& qn = q.need("query_norm", DType::F16, {L, H, N});
   const TensorInfo& kn = q.need("key_norm", DType::F16, {L, H, N});
   const TensorInfo& vn = q.need("value_norm", DType::F16, {L, H, N});
-  const TensorInfo& rho = q.need("spearman", DType::F32, {L, H});
+  q.need("spearman", DType::F32, {L, H});
   const TensorInfo& ti = q.need("topk_index", DType::I32, {L, H, N, K});
   const TensorInfo& tw = q.need("topk_weight", DType::F16, {L, H, N, K});
   const TensorInfo& off = q.need("attention_offset", DType::I32, {N + 1});
@@ -178,7 +178,6 @@ std::string atlas_html(const std::string& path, const AtlasOptions& o) {
       for (int64_t h = 0; h < H; ++h)
         spearman[size_t(l)][size_t(h)] = std::isfinite(r[size_t(l * H + h)]) ? r[size_t(l * H + h)] : 0.0f;
   }
-  (void)rho;
   std::string title = o.title;
   if (title.empty()) {
     auto m = f.metadata().find("model");

@@ -86,7 +86,9 @@ export class Atlas {
   private hi = new Uint8Array(0); // [2N] highlight flags
   private hiCount = 0; // highlighted points, listed in the buffer 'hi-list'
   private version = 0; // bumped when colours or highlights change (the matrix redraws)
-  private matrixJob: { key: string; next: number; started: number; frames: number; doneMs: number } | null = null;
+  // The matrix view paints in passes: 0, a sample of every head (the whole picture at once); 1, the
+  // rest of every head's points; 2, the highlighted points on top. `next` counts heads in a pass.
+  private matrixJob: { key: string; pass: number; next: number; started: number; frames: number; sampleMs: number; doneMs: number; points: number } | null = null;
   private hoverTile: [number, number] | null = null;
   private colorKey = '';
   private fits = new Map<string, Fit>();
@@ -419,6 +421,8 @@ export class Atlas {
   // so the page answers while a large corpus is still being painted.
   static readonly MATRIX_POINTS_PER_FRAME = 150000;
 
+  // Points of each head in the first pass: about as many as the tile has device pixels (0.6 per
+  // pixel, at least 2,000); the rest follow in the second pass.
   private matrixSample(): number {
     const t = this.tile(0, 0), dpr = Math.min(window.devicePixelRatio || 1, 2);
     return Math.min(2 * this.store.n, Math.max(2000, Math.round(t.w * t.h * dpr * dpr * 0.6)));
@@ -432,31 +436,46 @@ export class Atlas {
     const key = [name, this.version, s.color, W, H, dpr].join('|');
     if (!this.matrixJob || this.matrixJob.key !== key) {
       this.gl.clear([1, 1, 1]);
-      this.matrixJob = { key, next: 0, started: performance.now(), frames: 0, doneMs: 0 };
+      this.matrixJob = { key, pass: 0, next: 0, started: performance.now(), frames: 0, sampleMs: 0, doneMs: 0, points: 0 };
     }
     const job = this.matrixJob;
     const size = this.tile(0, 0).w;
     const pointSize = Math.max(1, Math.min(3, size / 60)) * dpr;
     const sample = this.matrixSample();
     const dim = this.dimmed();
+    const heads = m.n_layers * m.n_heads;
     let spent = 0;
-    if (job.next < m.n_layers * m.n_heads) ++job.frames;
-    while (job.next < m.n_layers * m.n_heads && spent < Atlas.MATRIX_POINTS_PER_FRAME) {
+    if (job.pass < 3) ++job.frames;
+    while (job.pass < 3 && spent < Atlas.MATRIX_POINTS_PER_FRAME) {
+      if (job.next >= heads || (job.pass === 1 && sample >= 2 * n) || (job.pass === 2 && !this.hiCount)) {
+        if (job.pass === 0) job.sampleMs = performance.now() - job.started;
+        ++job.pass;
+        job.next = 0;
+        continue;
+      }
       const l = Math.floor(job.next / m.n_heads), h = job.next % m.n_heads;
-      const pos = this.positions(name, l);
       const col = this.colors(l);
       const t = this.tile(l, h);
-      const vp: [number, number, number, number] = [Math.round(t.x * dpr), Math.round((H - t.y - t.h) * dpr), Math.round(t.w * dpr), Math.round(t.h * dpr)];
       const base = {
-        pos, posOffset: h * 2 * n * d * 4, dims: d, color: col.buf, colorOffset: col.perHead ? h * 2 * n * 4 : 0, hi: this.gl.buffer('hi'),
-        m: fitMatrix(this.headFit(name, l, h), 0.92, 0.92), size: pointSize, dim, viewport: vp,
+        pos: this.positions(name, l), posOffset: h * 2 * n * d * 4, dims: d, color: col.buf, colorOffset: col.perHead ? h * 2 * n * 4 : 0,
+        hi: this.gl.buffer('hi'), m: fitMatrix(this.headFit(name, l, h), 0.92, 0.92), size: pointSize, dim,
+        viewport: [Math.round(t.x * dpr), Math.round((H - t.y - t.h) * dpr), Math.round(t.w * dpr), Math.round(t.h * dpr)] as [number, number, number, number],
       };
-      this.gl.draw({ ...base, count: sample, indices: sample < 2 * n ? this.gl.buffer('order') : undefined });
-      if (this.hiCount) this.gl.draw({ ...base, count: this.hiCount, indices: this.gl.buffer('hi-list') });
-      spent += sample + this.hiCount;
+      if (job.pass === 0) {
+        this.gl.draw({ ...base, count: sample, indices: sample < 2 * n ? this.gl.buffer('order') : undefined });
+        spent += sample;
+        job.points += sample;
+      } else if (job.pass === 1) {
+        this.gl.draw({ ...base, count: 2 * n - sample, indices: this.gl.buffer('order'), first: sample });
+        spent += 2 * n - sample;
+        job.points += 2 * n - sample;
+      } else {
+        this.gl.draw({ ...base, count: this.hiCount, indices: this.gl.buffer('hi-list') });
+        spent += this.hiCount;
+      }
       ++job.next;
     }
-    if (job.next < m.n_layers * m.n_heads) this.request();
+    if (job.pass < 3) this.request();
     else if (!job.doneMs) job.doneMs = performance.now() - job.started;
     const g = this.overlayContext();
     g.font = '11px "DejaVu Sans", sans-serif';
@@ -492,10 +511,11 @@ export class Atlas {
       g.textAlign = 'left';
       g.fillText(label, x + 5, y + 9);
     }
-    if (job.next < m.n_layers * m.n_heads) {
+    if (job.pass < 3) {
       g.fillStyle = '#666';
       g.textAlign = 'left';
-      g.fillText(`drawing heads ${job.next}/${m.n_layers * m.n_heads} …`, 6, this.stage.clientHeight - 10);
+      g.fillText(job.pass === 0 ? `drawing heads ${job.next}/${heads} …` : `adding the rest of the points: ${job.pass === 1 ? job.next : heads}/${heads} heads …`,
+        6, this.stage.clientHeight - 10);
     }
   }
 
@@ -1008,7 +1028,7 @@ export class Atlas {
   }
   // The matrix view from scratch: frames until every head is drawn, the whole time, the longest
   // frame; then the time of a frame that only redraws the overlay (hovering a head).
-  measureMatrix(): Promise<{ frames: number; fullMs: number; worstFrameMs: number; overlayMs: number }> {
+  measureMatrix(): Promise<{ frames: number; points: number; sampleMs: number; fullMs: number; worstFrameMs: number; overlayMs: number }> {
     this.matrixJob = null;
     return new Promise((resolve) => {
       const stamps: number[] = [];
@@ -1016,8 +1036,7 @@ export class Atlas {
         stamps.push(t);
         this.draw();
         const job = this.matrixJob!;
-        const total = this.store.meta.n_layers * this.store.meta.n_heads;
-        if (job.next < total) return requestAnimationFrame(step);
+        if (job.pass < 3) return requestAnimationFrame(step);
         requestAnimationFrame((t2) => {
           stamps.push(t2);
           let worst = 0;
@@ -1032,7 +1051,8 @@ export class Atlas {
             if (o.length < 11) requestAnimationFrame(hover);
             else {
               this.hoverTile = null;
-              resolve({ frames, fullMs, worstFrameMs: worst, overlayMs: (o[o.length - 1] - o[0]) / (o.length - 1) });
+              this.request();
+              resolve({ frames, points: this.matrixJob!.points, sampleMs: this.matrixJob!.sampleMs, fullMs, worstFrameMs: worst, overlayMs: (o[o.length - 1] - o[0]) / (o.length - 1) });
             }
           };
           requestAnimationFrame(hover);

@@ -189,6 +189,7 @@ export class PointGL {
     count: number; m: Mat4; size: number; dim: number; // alpha of points not highlighted (0: no dimming)
     viewport?: [number, number, number, number];
     indices?: WebGLBuffer; // draw these points (uint32 indices) instead of 0..count-1
+    first?: number; // with indices: start at this index
   }): void {
     const gl = this.gl;
     gl.useProgram(this.prog);
@@ -217,7 +218,7 @@ export class PointGL {
     gl.uniform1f(this.loc.dim, o.dim);
     if (o.indices) {
       gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, o.indices);
-      gl.drawElements(gl.POINTS, o.count, gl.UNSIGNED_INT, 0);
+      gl.drawElements(gl.POINTS, o.count, gl.UNSIGNED_INT, 4 * (o.first ?? 0));
     } else gl.drawArrays(gl.POINTS, 0, o.count);
   }
 }

@@ -154,6 +154,7 @@ test('matrix view: every head of every layer drawn, a click opens the head', asy
       }
     await page.screenshot({ path: path.join(SHOTS, 'atlas-matrix.png') });
     const mm = await A(page, () => window.attnscopeAtlas.measureMatrix());
+    assert.equal(mm.points, L * H * 2 * qk.t.item.data.length, 'every point of every head drawn');
     console.log(`# matrix view, ${L * H} heads x ${2 * qk.t.item.data.length} points: drawn in ${mm.fullMs.toFixed(0)} ms (${mm.frames} frames), hover ${mm.overlayMs.toFixed(1)} ms per frame`);
     const p = await A(page, () => window.attnscopeAtlas.tileClientPoint(2, 1));
     await page.mouse.click(p.x, p.y);
@@ -484,6 +485,8 @@ test('matrix view at full scale: 144 heads x 20,000 points, frame time measured'
     const ink = await A(page, () => window.attnscopeAtlas.inkedPixels(11, 11));
     assert.ok(ink > 100, 'the last head is drawn');
     const mm = await A(page, () => window.attnscopeAtlas.measureMatrix());
+    assert.equal(mm.points, 144 * 20000, 'every point of every head drawn');
+    assert.ok(mm.frames > 2, 'painted over several frames');
     await page.fill('#atlas-search', 't42');
     const ms = await A(page, () => window.attnscopeAtlas.measureMatrix());
     const p = await A(page, () => window.attnscopeAtlas.tileClientPoint(11, 11));
@@ -491,8 +494,9 @@ test('matrix view at full scale: 144 heads x 20,000 points, frame time measured'
     const single = await A(page, () => window.attnscopeAtlas.measureFrames(20, false));
     const f = (x) => x.toFixed(0);
     const line = `matrix view, 144 heads x 20,000 points (${(fs.statSync(html).size / 1e6).toFixed(0)} MB file): opened in ${(openMs / 1000).toFixed(1)} s; ` +
-      `all heads drawn in ${f(mm.fullMs)} ms over ${mm.frames} frames (longest frame ${f(mm.worstFrameMs)} ms), hover ${f(mm.overlayMs)} ms per frame; ` +
-      `with a search highlighted: ${f(ms.fullMs)} ms, longest frame ${f(ms.worstFrameMs)} ms; single view (20,000 points) ${f(single)} ms per frame`;
+      `every head sampled (as dense as its pixels) after ${f(mm.sampleMs)} ms, all 2.88 M points after ${f(mm.fullMs)} ms over ${mm.frames} frames ` +
+      `(longest frame ${f(mm.worstFrameMs)} ms); hovering a head ${f(mm.overlayMs)} ms per frame; ` +
+      `with a search highlighted: all after ${f(ms.fullMs)} ms, longest frame ${f(ms.worstFrameMs)} ms; single view (20,000 points) ${f(single)} ms per frame`;
     console.log(`# ${line}`);
     fs.writeFileSync(path.join(OUT, 'frame-times.txt'), line + '\n');
     await page.screenshot({ path: path.join(SHOTS, 'atlas-scale.png') });
