@@ -8,6 +8,16 @@
 
 namespace attnscope {
 
+// While one is alive, the projections started on this thread run on this thread only (for callers
+// that already run one projection per core, as attnscope qk does with heads).
+class SingleThreaded {
+ public:
+  SingleThreaded();
+  ~SingleThreaded();
+  SingleThreaded(const SingleThreaded&) = delete;
+  SingleThreaded& operator=(const SingleThreaded&) = delete;
+};
+
 // The first `dims` principal components of the centred points ([n, dims]); each component's sign
 // makes its largest-magnitude loading positive. variance (optional): the variance each explains.
 std::vector<float> pca(const float* x, int64_t n, int64_t d, int64_t dims, std::vector<double>* variance = nullptr);

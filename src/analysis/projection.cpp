@@ -23,10 +23,14 @@ namespace attnscope {
 
 namespace {
 
+// > 0: this thread's caller already runs one job per core (SingleThreaded).
+thread_local int serial_depth = 0;
+
 // Runs fn(begin, end) over [0, n) on every core.
+
 void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(std::thread::hardware_concurrency(), n / 64 + 1));
-  if (threads == 1) return fn(0, n);
+  if (threads == 1 || serial_depth > 0) return fn(0, n);
   std::vector<std::thread> pool;
   const int64_t per = (n + threads - 1) / threads;
   for (int64_t t = 0; t < threads; ++t) {
@@ -86,6 +90,9 @@ void symmetric_eigen(std::vector<double> a, int64_t d, std::vector<double>* valu
 }
 
 }  // namespace
+
+SingleThreaded::SingleThreaded() { ++serial_depth; }
+SingleThreaded::~SingleThreaded() { --serial_depth; }
 
 std::vector<float> pca(const float* x, int64_t n, int64_t d, int64_t dims, std::vector<double>* variance) {
   if (n < 2 || d < 1 || dims < 1 || dims > d)
@@ -376,12 +383,18 @@ class SpaceTree {
           nd.point = i;
           return;
         }
-        if (depth > 48) return;  // duplicates: the leaf holds them all
+        // Points within 1e-6 of the leaf's point in every coordinate share the leaf (as
+        // scikit-learn's quadtree): repeated inputs (a ViT's blank patches) would otherwise
+        // build and walk chains of cells down to the depth limit.
+        const int64_t old = nd.point;
+        bool same = true;
+        for (int c = 0; c < D; ++c) same = same && std::fabs(y_[size_t(old * D + c)] - yi[c]) <= 1e-6;
+        if (same || depth > 48) return;
+        const int32_t here = nd.count - 1;  // the points already in the leaf, all at y[old]
         subdivide(node);
-        const int64_t old = nodes_[size_t(node)].point;
         nodes_[size_t(node)].point = -1;
-        // Re-insert the old point one level down (its mass is already counted here).
-        insert_below(node, old, depth);
+        // Re-insert them one level down (their mass is already counted here).
+        for (int32_t r = 0; r < here; ++r) insert_below(node, old, depth);
       }
       node = nodes_[size_t(node)].child + octant(node, yi);
       ++depth;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -216,7 +217,10 @@ int run_qk(const Common& o, const QkArgs& a) {
   std::atomic<int64_t> next{0}, done{0};
   std::mutex io;
   std::string failure;
+  const int threads = std::max(1, int(std::thread::hardware_concurrency()));
   auto work = [&]() {
+    std::optional<SingleThreaded> one_core;  // heads in parallel: each head on its own core
+    if (threads > 1) one_core.emplace();
     for (int64_t lh; (lh = next++) < L * H;) {
       try {
         std::vector<float> q = std::move(qs[size_t(lh)]), k = std::move(ks[size_t(lh)]);
@@ -264,7 +268,6 @@ int run_qk(const Common& o, const QkArgs& a) {
     }
   };
   std::vector<std::thread> pool;
-  const int threads = std::max(1, int(std::min<unsigned>(2, std::thread::hardware_concurrency())));
   for (int t = 0; t < threads; ++t) pool.emplace_back(work);
   for (auto& t : pool) t.join();
   if (!failure.empty()) throw Error("qk: " + failure);
