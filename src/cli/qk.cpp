@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -10,6 +11,8 @@
 #include <optional>
 #include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include "attnscope/checkpoint.h"
 #include "attnscope/error.h"
@@ -64,6 +67,38 @@ std::vector<std::string> read_corpus(const std::string& path, const ModelInfo& i
   if (items.empty()) throw Error("--corpus " + path + ": expected one sentence per line, found no text");
   return items;
 }
+
+// Progress on stderr: a bar redrawn in place on a terminal; on anything else (a log, a pipe) a line
+// at every tenth.
+class Progress {
+ public:
+  Progress(std::string what, int64_t total)
+      : what_(std::move(what)), total_(std::max<int64_t>(1, total)), tty_(isatty(2) != 0) {}
+  void update(int64_t done, const std::string& unit, const std::string& extra = "") {
+    if (tty_) {
+      if (done < total_ && done - last_ < std::max<int64_t>(1, total_ / 100)) return;
+      const int width = 30, fill = int(width * done / total_);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+      std::fprintf(stderr, "\rattnscope qk: %s [%s%s] %lld/%lld %s%s, %.0f s ", what_.c_str(),
+                   std::string(size_t(fill), '#').c_str(), std::string(size_t(width - fill), '.').c_str(),
+                   (long long)done, (long long)total_, unit.c_str(), extra.c_str(), secs);
+      open_ = true;
+    } else if (done % std::max<int64_t>(1, total_ / 10) == 0 || done == total_) {
+      std::cerr << "attnscope qk: " << what_ << ": " << done << "/" << total_ << " " << unit << extra << "\n";
+    }
+    last_ = done;
+  }
+  void finish() {
+    if (open_) std::fputc('\n', stderr);
+    open_ = false;
+  }
+
+ private:
+  std::string what_;
+  int64_t total_, last_ = 0;
+  bool tty_, open_ = false;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
 
 struct Projection {
   std::string name;  // pca | tsne | umap
@@ -138,6 +173,7 @@ int run_qk(const Common& o, const QkArgs& a) {
   TraceOptions to;
   to.attention = true;
   to.qkv = true;
+  Progress model_progress("model", int64_t(items.size()));
   for (size_t it = 0; it < items.size(); ++it) {
     Common c = o;
     c.text_file.clear();
@@ -202,10 +238,9 @@ int run_qk(const Common& o, const QkArgs& a) {
       const Image im = resize(convert_channels(load_image(items[it]), 3), S, S, 2);
       pixels.insert(pixels.end(), im.data.begin(), im.data.end());
     }
-    if ((it + 1) % std::max<size_t>(1, items.size() / 10) == 0 || it + 1 == items.size())
-      std::cerr << "attnscope qk: model: " << it + 1 << "/" << items.size() << " items, " << item_of.size()
-                << " tokens\n";
+    model_progress.update(int64_t(it + 1), "items", ", " + std::to_string(item_of.size()) + " tokens");
   }
+  model_progress.finish();
   const int64_t N = int64_t(item_of.size());
   if (N < 4)
     throw Error("--corpus " + a.corpus + ": expected at least 4 tokens within --max-tokens " +
@@ -215,6 +250,7 @@ int run_qk(const Common& o, const QkArgs& a) {
   std::vector<float> q_norm(size_t(L * H * N)), k_norm(size_t(L * H * N)), rho(size_t(L * H));
   for (auto& p : projections) p.coords.assign(size_t(L * H * 2 * N * p.dims), 0.0f);
   std::atomic<int64_t> next{0}, done{0};
+  Progress head_progress("projections", L * H);
   std::mutex io;
   std::string failure;
   const int threads = std::max(1, int(std::thread::hardware_concurrency()));
@@ -256,10 +292,8 @@ int run_qk(const Common& o, const QkArgs& a) {
           std::copy(y.begin(), y.end(), p.coords.begin() + lh * 2 * N * p.dims);
         }
         const int64_t d = ++done;
-        if (d % std::max<int64_t>(1, L * H / 12) == 0 || d == L * H) {
-          std::lock_guard<std::mutex> g(io);
-          std::cerr << "attnscope qk: projections: " << d << "/" << L * H << " heads\n";
-        }
+        std::lock_guard<std::mutex> g(io);
+        head_progress.update(d, "heads");
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> g(io);
         if (failure.empty()) failure = e.what();
@@ -270,6 +304,7 @@ int run_qk(const Common& o, const QkArgs& a) {
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) pool.emplace_back(work);
   for (auto& t : pool) t.join();
+  head_progress.finish();
   if (!failure.empty()) throw Error("qk: " + failure);
 
   // 3. One safetensors file.
