@@ -43,6 +43,10 @@ std::string view_html(const ViewData& data, const ViewOptions& opts);
 // The 12-bit text encodings of web/src/data.ts (exposed for tests).
 std::string encode_u12(const float* values, size_t n);  // values in [0, 1]
 
+// The start of every HTML page attnscope writes, up to and including <body>: charset, a
+// Content-Security-Policy that forbids every fetch, viewport, generator and the escaped title.
+std::string html_document_start(const std::string& title);
+
 // JSON that can sit inside <script> (no "</script>" can end the element early).
 std::string script_safe_json(const nlohmann::json& j);
 

@@ -208,13 +208,7 @@ std::string atlas_html(const std::string& path, const AtlasOptions& o) {
   total += (f.info("attention").end - f.info("attention").begin) * 4 / 3 + size_t(L * H * N * K) * 16 / 3;
   for (const auto& p : chosen) total += (f.info("projection." + p).end - f.info("projection." + p).begin) * 4 / 3;
   html.reserve(total);
-  html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-  html +=
-      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline'; "
-      "style-src 'unsafe-inline'; img-src data: blob:\">\n";
-  html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  html += "<meta name=\"generator\" content=\"attnscope " ATTNSCOPE_VERSION "\">\n";
-  html += "<title>" + html_escape(title) + " — attnscope</title>\n</head>\n<body>\n";
+  html += html_document_start(title);
   html += "<script type=\"application/json\" id=\"attnscope-atlas\">" + script_safe_json(meta) + "</script>\n";
   auto raw = [&](const std::string& id, const TensorInfo& t, uint64_t from = 0, uint64_t bytes = UINT64_MAX) {
     element(html, id, f.bytes(t) + from, size_t(std::min(bytes, t.end - t.begin - from)));

@@ -113,6 +113,18 @@ std::string script_safe_json(const nlohmann::json& j) {
   return o;
 }
 
+// The start of every page attnscope writes, up to and including <body>.
+std::string html_document_start(const std::string& title) {
+  std::string h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
+  // Nothing may be fetched: no network, no other file. Downloads (exports) are blob: URLs.
+  h += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline'; "
+       "style-src 'unsafe-inline'; img-src data: blob:\">\n";
+  h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+  h += "<meta name=\"generator\" content=\"attnscope " ATTNSCOPE_VERSION "\">\n";
+  h += "<title>" + html_escape(title) + " — attnscope</title>\n</head>\n<body>\n";
+  return h;
+}
+
 std::string view_html(const ViewData& d, const ViewOptions& o) {
   if (o.include_layers.empty() && o.include_heads.empty()) return write_view(d, o, {}, {}, d.n_heads);
   const std::vector<int64_t> ls = checked_ids(o.include_layers, d.n_layers, "--include-layers");
@@ -258,14 +270,7 @@ std::string write_view(const ViewData& d, const ViewOptions& o, const std::vecto
   for (size_t l = 0; l < size_t(L); ++l) total += attn_el[l].size() + qk_el[l].size();
   std::string html;
   html.reserve(total);
-  html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
-  // Nothing may be fetched: no network, no other file. Downloads (exports) are blob: URLs.
-  html +=
-      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline'; "
-      "style-src 'unsafe-inline'; img-src data: blob:\">\n";
-  html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  html += "<meta name=\"generator\" content=\"attnscope " ATTNSCOPE_VERSION "\">\n";
-  html += "<title>" + html_escape(d.title) + " — attnscope</title>\n</head>\n<body>\n";
+  html += html_document_start(d.title);
   html += "<script type=\"application/json\" id=\"attnscope-meta\">" + script_safe_json(meta) + "</script>\n";
   // The first layer shown comes before the viewer script and the rest after it: the viewer starts
   // and draws while the browser is still reading the other layers (first paint does not wait for
