@@ -546,36 +546,6 @@ double repulsion_fft_2d(const std::vector<double>& y_in, int64_t n, std::vector<
 
 enum class Repulsion { Exact, BarnesHut, Fft };
 
-// The points sorted by their Morton (Z-order) code on a 2^B grid per axis (B = 8 in 2-D, 5 in 3-D),
-// by counting sort: O(n + 2^(B*D)).
-template <int D>
-std::vector<int32_t> z_order(const std::vector<double>& y, int64_t n) {
-  constexpr int B = D == 2 ? 8 : 5;
-  constexpr uint32_t cells = 1u << (B * D);
-  double lo[D], scale[D];
-  for (int c = 0; c < D; ++c) {
-    double a = INFINITY, b = -INFINITY;
-    for (int64_t i = 0; i < n; ++i) a = std::min(a, y[size_t(i * D + c)]), b = std::max(b, y[size_t(i * D + c)]);
-    lo[c] = a;
-    scale[c] = b > a ? ((1 << B) - 1e-9) / (b - a) : 0;
-  }
-  std::vector<uint32_t> code(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t z = 0;
-    for (int c = 0; c < D; ++c) {
-      const double v = (y[size_t(i * D + c)] - lo[c]) * scale[c];
-      const uint32_t q = v > 0 ? std::min<uint32_t>(uint32_t(v), (1u << B) - 1) : 0;
-      for (int bit = 0; bit < B; ++bit) z |= ((q >> bit) & 1u) << (bit * D + c);
-    }
-    code[size_t(i)] = z;
-  }
-  std::vector<int32_t> start(cells + 1, 0), order(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) ++start[code[size_t(i)] + 1];
-  for (uint32_t c = 0; c < cells; ++c) start[c + 1] += start[c];
-  for (int64_t i = 0; i < n; ++i) order[size_t(start[code[size_t(i)]]++)] = int32_t(i);
-  return order;
-}
-
 template <int D>
 double gradient(const Affinities& p, double exaggeration, const std::vector<double>& y, double theta, Repulsion how,
                 std::vector<double>* grad, bool want_kl) {
@@ -586,13 +556,8 @@ double gradient(const Affinities& p, double exaggeration, const std::vector<doub
     z_fft = repulsion_fft_2d(y, n, &neg);
   } else if (how == Repulsion::BarnesHut) {
     SpaceTree<D> tree(y, n);
-    // Points in Z-order: consecutive traversals visit the same cells, which stay in cache.
-    const std::vector<int32_t> order = z_order<D>(y, n);
     parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) {
-        const int64_t i = order[size_t(k)];
-        sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
-      }
+      for (int64_t i = b; i < e; ++i) sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
     });
   } else {
     parallel_for(n, [&](int64_t b, int64_t e) {

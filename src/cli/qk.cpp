@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -191,9 +192,13 @@ int run_qk(const Common& o, const QkArgs& a) {
     if (N0 + T > a.max_tokens) break;
     const Trace tr = model->forward(p.in, to);
     const bool whole = T <= a.attention_max;
-    for (int64_t t = 0; t < T; ++t)
-      row_start.push_back(row_start.back() + (whole ? int32_t(info.causal ? t + 1 : T) : 0));
-    if (row_start.back() < 0) throw Error("--attention-max " + std::to_string(a.attention_max) + ": too many rows");
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t end = int64_t(row_start.back()) + (whole ? (info.causal ? t + 1 : T) : 0);
+      if (end > INT32_MAX)
+        throw Error("--attention-max " + std::to_string(a.attention_max) + ": the whole rows of --corpus " + a.corpus +
+                    " pass 2^31 weights per head; lower --attention-max or --max-tokens");
+      row_start.push_back(int32_t(end));
+    }
     for (int64_t l = 0; l < L; ++l)
       for (int64_t h = 0; h < H; ++h) {
         const size_t lh = size_t(l * H + h);

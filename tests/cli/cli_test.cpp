@@ -897,6 +897,21 @@ TEST(Cli, QkErrors) {
                "--projections pca,mds: expected a comma list of pca, tsne, umap");
   expect_error({"qk", "--corpus", tmp + "/c.txt", "--dims", "4", "-o", tmp + "/x.qk"}, "--dims 4");
   expect_error({"qk", "--corpus", tmp + "/c.txt", "--perplexity", "0", "-o", tmp + "/x.qk"}, "--perplexity 0");
+  expect_error({"qk", "--corpus", tmp + "/c.txt", "--attention-max", "-1", "-o", tmp + "/x.qk"}, "--attention-max -1");
+  // Items longer than --attention-max keep their top keys only: no whole rows.
+  test::write_file(tmp + "/two.txt", "Call me.\nSome years ago, never mind how long precisely.\n");
+  ASSERT_EQ(test::run_cli({"qk", "--corpus", tmp + "/two.txt", "--attention-max", "4", "--projections", "pca", "--dims",
+                           "2", "-o", tmp + "/m.qk"})
+                .code,
+            0);
+  {
+    SafetensorsFile m(tmp + "/m.qk");
+    const auto it = read_i32(m, "item"), off = read_i32(m, "attention_offset");
+    for (size_t i = 0; i < it.size(); ++i)
+      EXPECT_EQ(off[i + 1] - off[i], it[i] == 0 ? read_i32(m, "position")[i] + 1 : 0) << i;
+    EXPECT_GT(std::count(it.begin(), it.end(), 1), 4);
+    EXPECT_LE(std::count(it.begin(), it.end(), 0), 4);
+  }
   // A line past the model's positions is named by its line number (or cut with --truncate).
   std::string long_line;
   for (int i = 0; i < 300; ++i) long_line += " whale";

@@ -171,8 +171,8 @@ test('single view: hover shows the token in its sentence, a click draws lines to
   const v = await open(html);
   const { page, problems } = v;
   try {
-    const N = qk.t.item.data.length, K = 6, L = 4, H = 4;
-    const tokens = JSON.parse(qk.meta.tokens), items = JSON.parse(qk.meta.items);
+    const N = qk.t.item.data.length, K = 6, H = 4;
+    const tokens = JSON.parse(qk.meta.tokens);
     await A(page, () => window.attnscopeAtlas.update({ view: 'single', layer: 3, head: 2 }));
     await frame(page);
     // The points are where the .qk file puts them (float16 → the same place on screen).
@@ -202,7 +202,6 @@ test('single view: hover shows the token in its sentence, a click draws lines to
     assert.deepEqual(got, want);
     assert.ok((await overlayInk(page)) > 200, 'lines and rings drawn');
     await page.screenshot({ path: path.join(SHOTS, 'atlas-single.png') });
-    assert.ok(items[item].length > 0);
 
     // Zoom with the wheel keeps the point under the mouse; pan by dragging.
     const before = await A(page, (i) => window.attnscopeAtlas.pointClientPoint(i), hv);
@@ -250,7 +249,6 @@ test('single view: hover shows the token in its sentence, a click draws lines to
     assert.equal(seen.size, 5, 'each colour mode paints differently');
     await page.screenshot({ path: path.join(SHOTS, 'atlas-single-norm.png') });
     assert.deepEqual(problems, []);
-    void L;
   } finally {
     await v.close();
   }
@@ -392,7 +390,7 @@ test('ViT: image view shows the attention of a clicked patch and of [CLS]', asyn
   const v = await open(html);
   const { page, problems } = v;
   try {
-    const H = Number(qk.meta.n_heads), N = qk.t.item.data.length, M = qk.t.attention.shape[2];
+    const H = Number(qk.meta.n_heads), M = qk.t.attention.shape[2];
     const off = qk.t.attention_offset.data;
     await page.click('#atlas-tab-image');
     await A(page, () => window.attnscopeAtlas.update({ item: 3, layer: 1, head: 2 }));
@@ -423,7 +421,6 @@ test('ViT: image view shows the attention of a clicked patch and of [CLS]', asyn
     const S = 28;
     const want = qk.t.image.data.subarray(3 * S * S * 3, 4 * S * S * 3);
     assert.deepEqual(px, Array.from(want));
-    assert.ok(N > 0);
     assert.deepEqual(problems, []);
   } finally {
     await v.close();
