@@ -179,6 +179,50 @@ TEST(Projection, UmapRecoversPlantedClusters) {
   }
 }
 
+// The blocked exact neighbours (matrix-product distances, 4 x 16 tiles, 256-point blocks) against a
+// plain scan, on sizes that leave partial tiles and blocks, with duplicate points.
+TEST(Projection, ExactNeighboursMatchAPlainScan) {
+  for (const auto& [n, d] : {std::pair<int64_t, int64_t>{1003, 37}, {259, 5}, {17, 64}}) {
+    std::vector<int> labels;
+    auto x = planted(n, d, 7, &labels, 11);
+    for (int64_t c = 0; c < d; ++c) x[size_t(5 * d + c)] = x[size_t(9 * d + c)];  // a duplicate pair
+    const int64_t k = std::min<int64_t>(12, n - 1);
+    std::vector<int64_t> idx;
+    std::vector<float> d2;
+    nearest_neighbours(x.data(), n, d, k, &idx, &d2);
+    ASSERT_EQ(idx.size(), size_t(n * k));
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<std::pair<float, int64_t>> all;
+      for (int64_t j = 0; j < n; ++j) {
+        if (j == i) continue;
+        float s = 0;
+        for (int64_t c = 0; c < d; ++c)
+          s += (x[size_t(i * d + c)] - x[size_t(j * d + c)]) * (x[size_t(i * d + c)] - x[size_t(j * d + c)]);
+        all.push_back({s, j});
+      }
+      std::sort(all.begin(), all.end());
+      for (int64_t m = 0; m < k; ++m) {
+        // The same distances in the same order (ties may swap indices).
+        EXPECT_NEAR(d2[size_t(i * k + m)], all[size_t(m)].first, 1e-4f * (1 + all[size_t(m)].first)) << n << " " << i;
+        EXPECT_NE(idx[size_t(i * k + m)], i);
+      }
+    }
+    EXPECT_EQ(idx[size_t(5 * k)], 9);  // the duplicate is the nearest, at distance 0
+    EXPECT_EQ(d2[size_t(5 * k)], 0.0f);
+  }
+}
+
+// UMAP's gradient coefficients come from a table (256 points per octave of the squared distance,
+// linear in between) within 2e-5 of the formula, over the table's range and beyond it.
+TEST(Projection, UmapKernelTableMatchesTheFormula) {
+  for (const auto& [min_dist, spread] : {std::pair<double, double>{0.1, 1.0}, {0.5, 1.0}, {0.0, 2.0}}) {
+    const auto [a, b] = umap_ab(min_dist, spread);
+    const auto err = detail::umap_kernel_table_error(a, b);
+    EXPECT_LT(err.first, 2e-5) << "attract, min_dist " << min_dist;
+    EXPECT_LT(err.second, 2e-5) << "repel, min_dist " << min_dist;
+  }
+}
+
 // The approximate neighbours (HNSW above `exact_up_to`) against the exact ones.
 TEST(Projection, ApproximateNeighboursHaveHighRecall) {
   std::vector<int> labels;
