@@ -31,6 +31,16 @@ std::vector<float> pca(const float* x, int64_t n, int64_t d, int64_t dims, std::
 void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
                         std::vector<float>* dist2, int64_t exact_up_to = 50000);
 
+// The same as a value, to share between projections of the same points (attnscope qk: one
+// neighbour search per head for t-SNE and UMAP in 2-D and 3-D; each takes the first neighbours it
+// needs, which are the ones a search for fewer would find).
+struct Neighbours {
+  int64_t n = 0, k = 0;
+  std::vector<int64_t> idx;  // [n, k], nearest first
+  std::vector<float> dist2;  // [n, k]
+};
+Neighbours nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, int64_t exact_up_to = 50000);
+
 // The symmetric t-SNE affinities: per point a Gaussian over its 3 * perplexity nearest neighbours
 // with its precision found by binary search for the perplexity (entropy in nats), then
 // P = (P + P^T) / sum. Compressed sparse rows.
@@ -41,6 +51,9 @@ struct Affinities {
   std::vector<double> val;
 };
 Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexity);
+// From precomputed neighbours (at least tsne_neighbour_count of them per point).
+Affinities tsne_affinities(const Neighbours& nb, double perplexity);
+int64_t tsne_neighbour_count(int64_t n, double perplexity);  // min(n - 1, 3 perplexity + 1)
 
 // KL(P || Q) of an embedding y ([n, dims]) with Student-t Q, exactly (O(n^2)); grad (optional,
 // [n, dims]) gets dKL/dy = 4 sum_j (p_ij - q_ij) (y_i - y_j) / (1 + |y_i - y_j|^2).
@@ -73,7 +86,8 @@ struct TsneResult {
 
 // t-SNE as scikit-learn's TSNE runs it: PCA initialisation scaled to std 1e-4, early exaggeration
 // with momentum 0.5, then momentum 0.8, adaptive gains (min 0.01).
-TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o);
+// p (optional): the affinities of these points for o.perplexity, shared between runs.
+TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, const Affinities* p = nullptr);
 
 struct UmapOptions {
   int64_t dims = 2;
@@ -92,7 +106,14 @@ std::pair<double, double> umap_ab(double min_dist, double spread);
 // search to log2(k)), fuzzy union, edges sampled in proportion to their weight over the epochs
 // with a linearly decaying rate, negative sampling, gradients clipped to 4. Initialisation: PCA
 // scaled to a largest coordinate of 10 (umap-learn's init="pca"). Deterministic for a seed.
-std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o);
+// graph (optional): umap_graph of these points for o.neighbours, shared between runs.
+struct UmapGraph {
+  int64_t n = 0;
+  std::vector<int64_t> head, tail;  // directed edges i -> j of the fuzzy union, both directions
+  std::vector<double> weight;
+};
+UmapGraph umap_graph(const Neighbours& nb, int64_t neighbours);
+std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o, const UmapGraph* graph = nullptr);
 
 namespace detail {
 // The largest relative error of UMAP's tabulated gradient coefficients (attract, repel) against

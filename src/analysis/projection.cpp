@@ -27,7 +27,6 @@ namespace {
 thread_local int serial_depth = 0;
 
 // Runs fn(begin, end) over [0, n) on every core.
-
 void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(std::thread::hardware_concurrency(), n / 64 + 1));
   if (threads == 1 || serial_depth > 0) return fn(0, n);
@@ -169,12 +168,14 @@ class L2SquaredSpace : public hnswlib::SpaceInterface<float> {
   size_t d_;
 };
 
-// Exact k nearest neighbours by blocks, as a matrix product: |a - b|^2 = |a|^2 + |b|^2 - 2 a.b
-// for 4 points against 16 candidates at a time (a 4 x 16 tile of sums kept in vector registers
-// over all d coordinates; candidates stored transposed per block of kCols), each point keeping a
-// bounded max-heap of its k best. The kept distances are then recomputed directly (the product
-// form loses digits for close pairs) and sorted. Compiled for AVX-512, AVX2 and baseline x86-64,
-// picked at run time (target_clones): the build itself assumes no more than SSE2.
+// Exact k nearest neighbours by blocks: the matrix-product form |a|^2 + |b|^2 - 2 a.b for 4 points
+// against 16 candidates at a time (a 4 x 16 tile of sums kept in vector registers over all d
+// coordinates; candidates stored transposed per block of kCols) screens the candidates; the ones
+// within its rounding bound of a point's current k-th are measured directly, and each point keeps a
+// bounded max-heap of (distance, index). The neighbours are so the k smallest in that total order:
+// the first k of a search for more are the result of a search for k (qk shares one search). Points
+// are centred first (the form loses digits far from the origin). Compiled for AVX-512, AVX2 and
+// baseline x86-64, picked at run time (target_clones): the build itself assumes only SSE2.
 constexpr int64_t kRows = 4, kLanes = 16, kCols = 256;
 typedef float v16 __attribute__((vector_size(64)));
 
@@ -197,12 +198,17 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void dot_tile(const
   std::memcpy(out + 3 * kLanes, &acc3, sizeof acc3);
 }
 
-void exact_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
+void exact_neighbours(const float* x_in, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
                       std::vector<float>* dist2) {
   const int64_t blocks = (n + kCols - 1) / kCols, rows = (n + kRows - 1) / kRows * kRows;
+  std::vector<double> mean(size_t(d), 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < d; ++c) mean[size_t(c)] += x_in[i * d + c];
+  std::vector<float> xq(size_t(rows * d), 0.0f);  // centred, padded to whole row groups
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < d; ++c) xq[size_t(i * d + c)] = float(x_in[i * d + c] - mean[size_t(c)] / double(n));
+  const float* x = xq.data();
   std::vector<float> xt(size_t(blocks * d * kCols), 0.0f), norm(size_t(blocks * kCols), INFINITY);
-  std::vector<float> xq(size_t(rows * d), 0.0f);  // the points, padded to whole row groups
-  std::copy(x, x + n * d, xq.begin());
   for (int64_t j = 0; j < n; ++j) {
     const int64_t blk = j / kCols, col = j % kCols;
     float s = 0;
@@ -210,42 +216,43 @@ void exact_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::vect
       xt[size_t((blk * d + c) * kCols + col)] = x[j * d + c];
       s += x[j * d + c] * x[j * d + c];
     }
-    norm[size_t(j)] = s;  // padding columns keep an infinite norm: never chosen
+    norm[size_t(j)] = s;  // padding columns: infinite norm, skipped
   }
+  // |computed - true| <= (d + 4) u (|a|^2 + |b|^2) for the product form in float (u = 2^-24).
+  const float slack = float(d + 4) * 6e-8f;
   parallel_for(rows / kRows, [&](int64_t gb, int64_t ge) {
     std::vector<std::vector<std::pair<float, int64_t>>> heap(static_cast<size_t>(kRows));
     float tile[kRows * kLanes];
     for (int64_t g = gb; g < ge; ++g) {
       const int64_t i0 = g * kRows;
-      for (auto& h : heap) h.assign(size_t(k), {INFINITY, -1});
+      for (auto& h : heap) h.assign(size_t(k), {INFINITY, n});
       for (int64_t blk = 0; blk < blocks; ++blk)
         for (int64_t l = 0; l < kCols; l += kLanes) {
           dot_tile(&xq[size_t(i0 * d)], d, &xt[size_t(blk * d * kCols + l)], tile);
           for (int64_t r = 0; r < kRows && i0 + r < n; ++r) {
             auto& h = heap[size_t(r)];
-            const float ni = norm[size_t(i0 + r)];
+            const int64_t i = i0 + r;
+            const float ni = norm[size_t(i)];
             for (int64_t m = 0; m < kLanes; ++m) {
               const int64_t j = blk * kCols + l + m;
-              const float dd = ni + norm[size_t(j)] - 2 * tile[r * kLanes + m];
-              if (!(dd < h.front().first) || j == i0 + r) continue;
+              const float nj = norm[size_t(j)], approx = ni + nj - 2 * tile[r * kLanes + m];
+              if (j >= n || j == i || !(approx <= h.front().first + slack * (ni + nj))) continue;
+              float dd = 0;
+              for (int64_t c = 0; c < d; ++c) dd += (x[i * d + c] - x[j * d + c]) * (x[i * d + c] - x[j * d + c]);
+              const std::pair<float, int64_t> cand{dd, j};
+              if (!(cand < h.front())) continue;
               std::pop_heap(h.begin(), h.end());
-              h.back() = {dd, j};
+              h.back() = cand;
               std::push_heap(h.begin(), h.end());
             }
           }
         }
       for (int64_t r = 0; r < kRows && i0 + r < n; ++r) {
-        const int64_t i = i0 + r;
         auto& h = heap[size_t(r)];
-        for (auto& [dd, j] : h) {
-          float s = 0;
-          for (int64_t c = 0; c < d; ++c) s += (x[i * d + c] - x[j * d + c]) * (x[i * d + c] - x[j * d + c]);
-          dd = s;
-        }
-        std::sort(h.begin(), h.end());
+        std::sort_heap(h.begin(), h.end());
         for (int64_t m = 0; m < k; ++m) {
-          (*idx)[size_t(i * k + m)] = h[size_t(m)].second;
-          (*dist2)[size_t(i * k + m)] = h[size_t(m)].first;
+          (*idx)[size_t((i0 + r) * k + m)] = h[size_t(m)].second;
+          (*dist2)[size_t((i0 + r) * k + m)] = h[size_t(m)].first;
         }
       }
     }
@@ -288,12 +295,35 @@ void nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, std::ve
   exact_neighbours(x, n, d, k, idx, dist2);
 }
 
+Neighbours nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, int64_t exact_up_to) {
+  Neighbours nb;
+  nb.n = n, nb.k = k;
+  nearest_neighbours(x, n, d, k, &nb.idx, &nb.dist2, exact_up_to);
+  return nb;
+}
+
+int64_t tsne_neighbour_count(int64_t n, double perplexity) {
+  return std::min<int64_t>(n - 1, int64_t(3 * perplexity + 1));
+}
+
 Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexity) {
   if (perplexity <= 0) throw Error("--perplexity " + std::to_string(perplexity) + ": expected a positive number");
-  const int64_t k = std::min<int64_t>(n - 1, int64_t(3 * perplexity + 1));
-  std::vector<int64_t> idx;
-  std::vector<float> dist;
-  nearest_neighbours(x, n, d, k, &idx, &dist);
+  return tsne_affinities(nearest_neighbours(x, n, d, tsne_neighbour_count(n, perplexity)), perplexity);
+}
+
+Affinities tsne_affinities(const Neighbours& nb, double perplexity) {
+  if (perplexity <= 0) throw Error("--perplexity " + std::to_string(perplexity) + ": expected a positive number");
+  const int64_t n = nb.n, k = tsne_neighbour_count(n, perplexity), stride = nb.k;
+  if (stride < k || int64_t(nb.idx.size()) != n * stride || nb.dist2.size() != nb.idx.size())
+    throw Error("t-SNE: expected " + std::to_string(k) + " neighbours per point, found " + std::to_string(stride));
+  // The first k of each point's (nearest-first) list.
+  std::vector<int64_t> idx(size_t(n * k));
+  std::vector<float> dist(size_t(n * k));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < k; ++m) {
+      idx[size_t(i * k + m)] = nb.idx[size_t(i * stride + m)];
+      dist[size_t(i * k + m)] = nb.dist2[size_t(i * stride + m)];
+    }
   // Conditional p_j|i by binary search on the precision beta (scikit-learn's
   // _binary_search_perplexity: entropy in nats, tolerance 1e-5, 100 steps).
   std::vector<double> cond(size_t(n * k));
@@ -722,7 +752,7 @@ void tsne_gradient(const Affinities& p, const std::vector<double>& y, int64_t di
     throw Error("t-SNE: expected 2 dimensions (fft) or 2-3 (barnes_hut, exact)");
 }
 
-TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
+TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, const Affinities* shared) {
   if (o.dims != 2 && o.dims != 3) throw Error("t-SNE: expected 2 or 3 dimensions, found " + std::to_string(o.dims));
   if (n < 4) throw Error("t-SNE: expected at least 4 points, found " + std::to_string(n));
   if (o.perplexity >= double(n)) throw Error("t-SNE: the perplexity must be below the number of points");
@@ -734,7 +764,10 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o) {
   else if (o.method != "barnes_hut" && o.method != "auto")
     throw Error("t-SNE method " + o.method + ": expected auto, fft, barnes_hut or exact");
   if (how == Repulsion::Fft && o.dims != 2) throw Error("t-SNE method fft: 2 dimensions only (3-D: barnes_hut)");
-  const Affinities p = tsne_affinities(x, n, d, o.perplexity);
+  if (shared && shared->n != n)
+    throw Error("t-SNE: affinities of " + std::to_string(shared->n) + " points for " + std::to_string(n));
+  const Affinities own = shared ? Affinities{} : tsne_affinities(x, n, d, o.perplexity);
+  const Affinities& p = shared ? *shared : own;
   const int64_t D = o.dims;
   // scikit-learn's init="pca": the first components, scaled so that the first has std 1e-4.
   const std::vector<float> init = pca(x, n, d, D);
@@ -925,18 +958,22 @@ std::pair<double, double> detail::umap_kernel_table_error(double a, double b) {
   return {att, rep};
 }
 
-std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o) {
-  if (o.dims < 1 || o.dims > 3) throw Error("UMAP: expected 1 to 3 dimensions, found " + std::to_string(o.dims));
-  if (o.neighbours < 2 || o.neighbours >= n)
-    throw Error("UMAP: expected 2 <= neighbours < n (" + std::to_string(n) + "), found " +
-                std::to_string(o.neighbours));
-  const int64_t K = o.neighbours - 1;  // umap-learn's n_neighbors counts the point itself
-  std::vector<int64_t> idx;
-  std::vector<float> d2;
-  nearest_neighbours(x, n, d, K, &idx, &d2);
+UmapGraph umap_graph(const Neighbours& nb, int64_t neighbours) {
+  const int64_t n = nb.n, K = neighbours - 1, stride = nb.k;  // umap-learn's n_neighbors counts the point itself
+  if (neighbours < 2 || neighbours >= n)
+    throw Error("UMAP: expected 2 <= neighbours < n (" + std::to_string(n) + "), found " + std::to_string(neighbours));
+  if (stride < K || int64_t(nb.idx.size()) != n * stride || nb.dist2.size() != nb.idx.size())
+    throw Error("UMAP: expected " + std::to_string(K) + " neighbours per point, found " + std::to_string(stride));
+  std::vector<int64_t> idx(size_t(n * K));
+  std::vector<float> d2(size_t(n * K));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t m = 0; m < K; ++m) {
+      idx[size_t(i * K + m)] = nb.idx[size_t(i * stride + m)];
+      d2[size_t(i * K + m)] = nb.dist2[size_t(i * stride + m)];
+    }
   // smooth_knn_dist: rho = the nearest distance, sigma so that sum exp(-(d - rho) / sigma) = log2(k).
   std::vector<double> w(size_t(n * K));
-  const double target = std::log2(double(o.neighbours));
+  const double target = std::log2(double(neighbours));
   parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       std::vector<double> dist(static_cast<size_t>(K));
@@ -976,8 +1013,8 @@ std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions&
   std::vector<std::vector<std::pair<int64_t, double>>> in(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i)
     for (const auto& [j, v] : out[size_t(i)]) in[size_t(j)].push_back({i, v});
-  std::vector<int64_t> head, tail;
-  std::vector<double> weight;
+  UmapGraph g;
+  g.n = n;
   for (int64_t i = 0; i < n; ++i) {
     std::vector<std::pair<int64_t, double>> row = out[size_t(i)];
     std::sort(row.begin(), row.end());
@@ -997,9 +1034,23 @@ std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions&
       }
       if (j == i) continue;
       const double v = wij + wji - wij * wji;
-      if (v > 0) head.push_back(i), tail.push_back(j), weight.push_back(v);
+      if (v > 0) g.head.push_back(i), g.tail.push_back(j), g.weight.push_back(v);
     }
   }
+  return g;
+}
+
+std::vector<float> umap(const float* x, int64_t n, int64_t d, const UmapOptions& o, const UmapGraph* shared) {
+  if (o.dims < 1 || o.dims > 3) throw Error("UMAP: expected 1 to 3 dimensions, found " + std::to_string(o.dims));
+  if (shared && shared->n != n)
+    throw Error("UMAP: a graph of " + std::to_string(shared->n) + " points for " + std::to_string(n));
+  if (!shared && (o.neighbours < 2 || o.neighbours >= n))
+    throw Error("UMAP: expected 2 <= neighbours < n (" + std::to_string(n) + "), found " +
+                std::to_string(o.neighbours));
+  const UmapGraph own = shared ? UmapGraph{} : umap_graph(nearest_neighbours(x, n, d, o.neighbours - 1), o.neighbours);
+  const UmapGraph& g = shared ? *shared : own;
+  const std::vector<int64_t>&head = g.head, &tail = g.tail;
+  const std::vector<double>& weight = g.weight;
   const int64_t epochs = o.epochs > 0 ? o.epochs : (n <= 10000 ? 500 : 200);
   const double wmax = weight.empty() ? 1.0 : *std::max_element(weight.begin(), weight.end());
   // Edges too weak to be sampled once are dropped (umap-learn: weight < max / epochs).

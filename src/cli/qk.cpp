@@ -277,6 +277,19 @@ int run_qk(const Common& o, const QkArgs& a) {
         rho[size_t(lh)] = float(qk_distance_spearman(q.data(), k.data(), hd, item_of, info.causal, a.spearman_pairs));
         std::vector<float> points(q);
         points.insert(points.end(), k.begin(), k.end());  // [2N, hd]: queries, then keys
+        // One neighbour search per head, shared by t-SNE and UMAP; one t-SNE affinity matrix and one
+        // UMAP graph, shared by 2-D and 3-D.
+        const double perplexity = std::min(a.perplexity, double(2 * N - 1) / 3);
+        const int64_t neighbours = std::min<int64_t>(a.neighbours, 2 * N - 1);
+        int64_t kn = 0;
+        for (const auto& p : projections)
+          kn = std::max(kn, p.name == "tsne"   ? tsne_neighbour_count(2 * N, perplexity)
+                            : p.name == "umap" ? neighbours - 1
+                                               : 0);
+        Neighbours nb;
+        std::optional<Affinities> affinities;
+        std::optional<UmapGraph> graph;
+        if (kn > 0) nb = nearest_neighbours(points.data(), 2 * N, hd, kn);
         for (auto& p : projections) {
           std::vector<float> y;
           if (p.name == "pca") {
@@ -285,14 +298,16 @@ int run_qk(const Common& o, const QkArgs& a) {
           } else if (p.name == "tsne") {
             TsneOptions t;
             t.dims = p.dims;
-            t.perplexity = std::min(a.perplexity, double(2 * N - 1) / 3);
+            t.perplexity = perplexity;
             t.iterations = a.tsne_iterations;
-            y = tsne(points.data(), 2 * N, hd, t).y;
+            if (!affinities) affinities = tsne_affinities(nb, perplexity);
+            y = tsne(points.data(), 2 * N, hd, t, &*affinities).y;
           } else {
             UmapOptions u;
             u.dims = p.dims;
-            u.neighbours = std::min<int64_t>(a.neighbours, 2 * N - 1);
-            y = umap(points.data(), 2 * N, hd, u);
+            u.neighbours = neighbours;
+            if (!graph) graph = umap_graph(nb, neighbours);
+            y = umap(points.data(), 2 * N, hd, u, &*graph);
           }
           std::copy(y.begin(), y.end(), p.coords.begin() + lh * 2 * N * p.dims);
         }

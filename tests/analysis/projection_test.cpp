@@ -223,6 +223,36 @@ TEST(Projection, UmapKernelTableMatchesTheFormula) {
   }
 }
 
+// attnscope qk searches neighbours once per head (as many as the most demanding projection needs)
+// and shares the t-SNE affinities and the UMAP graph between 2-D and 3-D: the projections are the
+// ones each would compute alone.
+TEST(Projection, SharedNeighboursGiveTheSameProjections) {
+  std::vector<int> labels;
+  const int64_t n = 600, d = 12;
+  const auto x = planted(n, d, 4, &labels, 5);
+  const Neighbours nb = nearest_neighbours(x.data(), n, d, tsne_neighbour_count(n, 20));
+  ASSERT_EQ(nb.k, 61);
+  const Affinities p = tsne_affinities(nb, 20), own = tsne_affinities(x.data(), n, d, 20);
+  EXPECT_EQ(p.row, own.row);
+  EXPECT_EQ(p.col, own.col);
+  EXPECT_EQ(p.val, own.val);
+  TsneOptions t;
+  t.perplexity = 20;
+  t.iterations = 300;
+  EXPECT_EQ(tsne(x.data(), n, d, t, &p).y, tsne(x.data(), n, d, t).y);
+  UmapOptions u;
+  u.epochs = 50;
+  const UmapGraph g = umap_graph(nb, u.neighbours);
+  for (int64_t dims : {2, 3}) {
+    u.dims = dims;
+    EXPECT_EQ(umap(x.data(), n, d, u, &g), umap(x.data(), n, d, u)) << dims << "-D";
+  }
+  Neighbours few = nearest_neighbours(x.data(), n, d, 5);
+  EXPECT_THROW(tsne_affinities(few, 20), Error);  // too few neighbours: an error, not a silent P
+  EXPECT_THROW(umap_graph(few, 15), Error);
+  EXPECT_THROW(umap(x.data(), n - 1, d, u, &g), Error);  // a graph of other points
+}
+
 // The approximate neighbours (HNSW above `exact_up_to`) against the exact ones.
 TEST(Projection, ApproximateNeighboursHaveHighRecall) {
   std::vector<int> labels;
