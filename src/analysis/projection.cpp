@@ -427,12 +427,18 @@ double tsne_kl(const Affinities& p, const std::vector<double>& y, int64_t dims, 
 namespace {
 
 // A 2^D-ary space-partitioning tree (quadtree / octree) with centres of mass, for the Barnes-Hut
-// approximation of t-SNE's repulsive forces.
+// approximation of t-SNE's repulsive forces. Built top-down by sorting the points into cells; a
+// cell of at most kLeaf points (or whose points lie within 1e-6 of each other, as a ViT's repeated
+// blank patches: scikit-learn's quadtree also merges those) is a leaf holding them contiguously, so
+// the walk's near field is a direct sum over a short array rather than a chase through single-point
+// cells.
 template <int D>
 class SpaceTree {
  public:
+  static constexpr int kLeaf = 16;
+
   SpaceTree(const std::vector<double>& y, int64_t n) : y_(y) {
-    std::array<double, D> lo, hi;
+    std::array<double, D> lo, hi, centre;
     lo.fill(INFINITY);
     hi.fill(-INFINITY);
     for (int64_t i = 0; i < n; ++i)
@@ -440,26 +446,28 @@ class SpaceTree {
         lo[size_t(c)] = std::min(lo[size_t(c)], y[size_t(i * D + c)]);
         hi[size_t(c)] = std::max(hi[size_t(c)], y[size_t(i * D + c)]);
       }
-    Node root;
-    std::array<double, D> centre;
     double half = 0;
     for (int c = 0; c < D; ++c) {
       centre[size_t(c)] = (lo[size_t(c)] + hi[size_t(c)]) / 2;
       half = std::max(half, (hi[size_t(c)] - lo[size_t(c)]) / 2);
     }
-    root.width2 = float(4 * (half * (1 + 1e-5) + 1e-12) * (half * (1 + 1e-5) + 1e-12));
-    nodes_.reserve(size_t(4 * n));
-    centres_.reserve(size_t(4 * n));
-    nodes_.push_back(root);
-    centres_.push_back({centre, half * (1 + 1e-5) + 1e-12});
-    for (int64_t i = 0; i < n; ++i) insert(0, i, 0);
+    order_.resize(size_t(n));
+    std::iota(order_.begin(), order_.end(), 0);
+    scratch_.resize(size_t(n));
+    nodes_.reserve(size_t(n / 2 + 16));
+    nodes_.emplace_back();
+    build(0, 0, n, centre, half * (1 + 1e-5) + 1e-12, 0);
+    pts_.resize(size_t(n * D));
+    for (int64_t p = 0; p < n; ++p)
+      for (int c = 0; c < D; ++c) pts_[size_t(p * D + c)] = float(y[size_t(order_[size_t(p)] * D + c)]);
+    ids_.assign(order_.begin(), order_.end());
   }
 
   // Repulsion on point i: sum over the cells far enough (size / distance < theta) of
-  // count * q^2 * (y_i - com) into neg, and count * q into the returned sum (q = 1 / (1 + d^2)).
+  // count * q^2 * (y_i - com) into neg, and count * q into the returned sum (q = 1 / (1 + d^2));
+  // the points of the near leaves one by one.
   double repulse(int64_t i, double theta, double* neg) const {
-    // Single precision inside a point's walk (the centres of mass are floats already), double
-    // across cells: the walk is t-SNE's hot loop.
+    // Single precision inside a point's walk, double across cells: the walk is t-SNE's hot loop.
     const float t2 = float(theta * theta);
     float yi[D];
     for (int c = 0; c < D; ++c) yi[c] = float(y_[size_t(i * D + c)]);
@@ -474,17 +482,27 @@ class SpaceTree {
         diff[c] = yi[c] - nd.com[size_t(c)];
         d2 += diff[c] * diff[c];
       }
-      const bool leaf = nd.child < 0;
-      if (leaf || nd.width2 < t2 * d2) {  // cell width / distance < theta
-        float count = float(nd.count);
-        if (leaf && (nd.point == i || d2 < 1e-10f)) count -= 1;  // the point itself (its duplicates stay)
-        if (count <= 0) continue;
-        const float q = 1 / (1 + d2), cq = count * q;
+      if (nd.width2 < t2 * d2) {  // cell width / distance < theta: the cell as one mass
+        const float q = 1 / (1 + d2), cq = float(nd.count) * q;
         sum_q += cq;
         for (int c = 0; c < D; ++c) acc[c] += double(cq * q * diff[c]);
+      } else if (nd.child < 0) {  // a near leaf: its points
+        float s = 0, f[D] = {};
+        for (int32_t p = nd.first; p < nd.first + nd.count; ++p) {
+          if (ids_[size_t(p)] == i) continue;
+          float e[D], e2 = 0;
+          for (int c = 0; c < D; ++c) {
+            e[c] = yi[c] - pts_[size_t(p * D + c)];
+            e2 += e[c] * e[c];
+          }
+          const float q = 1 / (1 + e2);
+          s += q;
+          for (int c = 0; c < D; ++c) f[c] += q * q * e[c];
+        }
+        sum_q += s;
+        for (int c = 0; c < D; ++c) acc[c] += double(f[c]);
       } else {
-        for (int k = 0; k < (1 << D); ++k)  // empty cells are not walked
-          if (nodes_[size_t(nd.child + k)].count > 0) stack[top++] = nd.child + k;
+        for (int k = 0; k < nd.children; ++k) stack[top++] = nd.child + k;
       }
     }
     for (int c = 0; c < D; ++c) neg[c] += acc[c];
@@ -492,82 +510,70 @@ class SpaceTree {
   }
 
  private:
-  // What the traversal reads, in 24 bytes (2-D): the traversal is t-SNE's hot loop. The cells'
-  // geometry, needed while building only, lives apart in centres_.
+  // What the walk reads, in 28 bytes (2-D).
   struct Node {
     std::array<float, D> com{};
-    float width2 = 0;  // the cell's (2 half)^2
-    int32_t count = 0;
-    int32_t child = -1;  // first of 2^D children, or -1 for a leaf
-    int32_t point = -1;  // a leaf's first point
-  };
-  struct Cell {
-    std::array<double, D> centre;
-    double half;
+    float width2 = 0;    // the cell's (2 half)^2
+    int32_t count = 0;   // points below
+    int32_t child = -1;  // the first of `children` non-empty children, contiguous; -1 for a leaf
+    int32_t children = 0;
+    int32_t first = 0;  // a leaf's first point in pts_ / ids_
   };
 
-  void insert(int64_t node, int64_t i, int depth) {
-    const double* yi = &y_[size_t(i * D)];
-    for (;;) {
-      Node& nd = nodes_[size_t(node)];
-      for (int c = 0; c < D; ++c)
-        nd.com[size_t(c)] = float((double(nd.com[size_t(c)]) * double(nd.count) + yi[c]) / double(nd.count + 1));
-      nd.count += 1;
-      if (nd.child < 0) {
-        if (nd.count == 1) {
-          nd.point = i;
-          return;
-        }
-        // Points within 1e-6 of the leaf's point in every coordinate share the leaf (as
-        // scikit-learn's quadtree): repeated inputs (a ViT's blank patches) would otherwise
-        // build and walk chains of cells down to the depth limit.
-        const int64_t old = nd.point;
-        bool same = true;
-        for (int c = 0; c < D; ++c) same = same && std::fabs(y_[size_t(old * D + c)] - yi[c]) <= 1e-6;
-        if (same || depth > 48) return;
-        const int32_t here = nd.count - 1;  // the points already in the leaf, all at y[old]
-        subdivide(node);
-        nodes_[size_t(node)].point = -1;
-        // Re-insert them one level down (their mass is already counted here).
-        for (int32_t r = 0; r < here; ++r) insert_below(node, old, depth);
+  // Node `at` covers order_[b, e), a cell of this centre and half-width.
+  void build(int64_t at, int64_t b, int64_t e, const std::array<double, D>& centre, double half, int depth) {
+    double com[D] = {}, lo[D], hi[D];
+    for (int c = 0; c < D; ++c) lo[c] = INFINITY, hi[c] = -INFINITY;
+    for (int64_t p = b; p < e; ++p)
+      for (int c = 0; c < D; ++c) {
+        const double v = y_[size_t(order_[size_t(p)] * D + c)];
+        com[c] += v, lo[c] = std::min(lo[c], v), hi[c] = std::max(hi[c], v);
       }
-      node = nodes_[size_t(node)].child + octant(node, yi);
-      ++depth;
+    bool together = true;
+    for (int c = 0; c < D; ++c) together = together && hi[c] - lo[c] <= 1e-6;
+    {
+      Node& nd = nodes_[size_t(at)];
+      for (int c = 0; c < D; ++c) nd.com[size_t(c)] = float(com[c] / double(e - b));
+      nd.width2 = float(4 * half * half);
+      nd.count = int32_t(e - b);
+      nd.first = int32_t(b);
     }
-  }
-
-  void insert_below(int64_t node, int64_t i, int depth) {
-    const int64_t c = nodes_[size_t(node)].child + octant(node, &y_[size_t(i * D)]);
-    insert(c, i, depth + 1);
-  }
-
-  int octant(int64_t node, const double* p) const {
-    const Cell& cell = centres_[size_t(node)];
-    int k = 0;
-    for (int c = 0; c < D; ++c)
-      if (p[c] > cell.centre[size_t(c)]) k |= 1 << c;
-    return k;
-  }
-
-  void subdivide(int64_t node) {
-    const int64_t first = int64_t(nodes_.size());
-    const Cell parent = centres_[size_t(node)];
-    for (int k = 0; k < (1 << D); ++k) {
-      Cell cell;
-      cell.half = parent.half / 2;
+    if (e - b <= kLeaf || together || depth >= 48) return;
+    // Counting sort of [b, e) by octant.
+    int64_t counts[1 << D] = {}, start[(1 << D) + 1] = {};
+    auto octant = [&](int64_t i) {
+      int k = 0;
       for (int c = 0; c < D; ++c)
-        cell.centre[size_t(c)] = parent.centre[size_t(c)] + ((k >> c) & 1 ? cell.half : -cell.half);
-      Node ch;
-      ch.width2 = float(4 * cell.half * cell.half);
-      nodes_.push_back(ch);
-      centres_.push_back(cell);
+        if (y_[size_t(i * D + c)] > centre[size_t(c)]) k |= 1 << c;
+      return k;
+    };
+    for (int64_t p = b; p < e; ++p) ++counts[octant(order_[size_t(p)])];
+    start[0] = b;
+    for (int k = 0; k < (1 << D); ++k) start[k + 1] = start[k] + counts[k];
+    int64_t fill[1 << D];
+    std::copy(start, start + (1 << D), fill);
+    for (int64_t p = b; p < e; ++p) scratch_[size_t(fill[octant(order_[size_t(p)])]++)] = order_[size_t(p)];
+    std::copy(scratch_.begin() + b, scratch_.begin() + e, order_.begin() + b);
+    const int32_t first = int32_t(nodes_.size());
+    int32_t children = 0;
+    for (int k = 0; k < (1 << D); ++k) children += counts[k] > 0;
+    nodes_.resize(nodes_.size() + size_t(children));
+    nodes_[size_t(at)].child = first;
+    nodes_[size_t(at)].children = children;
+    int32_t slot = first;
+    for (int k = 0; k < (1 << D); ++k) {
+      if (counts[k] == 0) continue;
+      std::array<double, D> sub;
+      for (int c = 0; c < D; ++c) sub[size_t(c)] = centre[size_t(c)] + ((k >> c) & 1 ? half / 2 : -half / 2);
+      build(slot++, start[k], start[k + 1], sub, half / 2, depth + 1);
     }
-    nodes_[size_t(node)].child = first;
   }
 
   const std::vector<double>& y_;
   std::vector<Node> nodes_;
-  std::vector<Cell> centres_;
+  std::vector<int64_t> order_, scratch_;
+  std::vector<float> pts_;
+  std::vector<int64_t> ids_;
 };
 
 // FFTW's planner is not thread-safe (execution is).
