@@ -79,15 +79,25 @@ class Progress {
     if (tty_) {
       if (done < total_ && done - last_ < std::max<int64_t>(1, total_ / 100)) return;
       const int width = 30, fill = int(width * done / total_);
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
-      std::fprintf(stderr, "\rattnscope qk: %s [%s%s] %lld/%lld %s%s, %.0f s ", what_.c_str(),
+      std::fprintf(stderr, "\rattnscope qk: %s [%s%s] %lld/%lld %s%s, %s    ", what_.c_str(),
                    std::string(size_t(fill), '#').c_str(), std::string(size_t(width - fill), '.').c_str(),
-                   (long long)done, (long long)total_, unit.c_str(), extra.c_str(), secs);
+                   (long long)done, (long long)total_, unit.c_str(), extra.c_str(), times(done).c_str());
       open_ = true;
     } else if (done % std::max<int64_t>(1, total_ / 10) == 0 || done == total_) {
-      std::cerr << "attnscope qk: " << what_ << ": " << done << "/" << total_ << " " << unit << extra << "\n";
+      std::cerr << "attnscope qk: " << what_ << ": " << done << "/" << total_ << " " << unit << extra << ", "
+                << times(done) << "\n";
     }
     last_ = done;
+  }
+  // "12 s" elapsed, then "about 40 s left" from the rate so far.
+  std::string times(int64_t done) const {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    char buf[96];
+    if (done > 0 && done < total_)
+      std::snprintf(buf, sizeof buf, "%.0f s, about %.0f s left", secs, secs * double(total_ - done) / double(done));
+    else
+      std::snprintf(buf, sizeof buf, "%.0f s", secs);
+    return buf;
   }
   void finish() {
     if (open_) std::fputc('\n', stderr);
