@@ -184,8 +184,9 @@ int run_qk(const Common& o, const QkArgs& a) {
   TraceOptions to;
   to.attention = true;
   to.qkv = true;
-  Progress model_progress("model", int64_t(items.size()));
-  for (size_t it = 0; it < items.size(); ++it) {
+  // Tokenize (or load) first, up to --max-tokens, so that the progress knows the items to run.
+  std::vector<Prepared> prepared;
+  for (size_t it = 0, total = 0; it < items.size(); ++it) {
     Common c = o;
     c.text_file.clear();
     c.text_b.clear();
@@ -198,8 +199,14 @@ int run_qk(const Common& o, const QkArgs& a) {
       if (what.rfind("--text: ", 0) == 0) what.erase(0, 8);  // the line is the text
       throw Error("--corpus " + a.corpus + (info.image ? "" : ", line " + std::to_string(line_of[it])) + ": " + what);
     }
+    total += p.enc.size();
+    if (int64_t(total) > a.max_tokens) break;
+    prepared.push_back(std::move(p));
+  }
+  Progress model_progress("model", int64_t(prepared.size()));
+  for (size_t it = 0; it < prepared.size(); ++it) {
+    const Prepared& p = prepared[it];
     const int64_t T = int64_t(p.enc.size()), N0 = int64_t(item_of.size());
-    if (N0 + T > a.max_tokens) break;
     const Trace tr = model->forward(p.in, to);
     const bool whole = T <= a.attention_max;
     for (int64_t t = 0; t < T; ++t) {
