@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -26,17 +27,28 @@ namespace {
 // > 0: this thread's caller already runs one job per core (SingleThreaded).
 thread_local int serial_depth = 0;
 
-// Runs fn(begin, end) over [0, n) on every core.
+// Runs fn(begin, end) over [0, n) on every core; the first exception thrown is rethrown here.
 void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(std::thread::hardware_concurrency(), n / 64 + 1));
   if (threads == 1 || serial_depth > 0) return fn(0, n);
   std::vector<std::thread> pool;
+  std::mutex m;
+  std::exception_ptr failure;
   const int64_t per = (n + threads - 1) / threads;
   for (int64_t t = 0; t < threads; ++t) {
     const int64_t b = t * per, e = std::min(n, b + per);
-    if (b < e) pool.emplace_back(fn, b, e);
+    if (b < e)
+      pool.emplace_back([&, b, e] {
+        try {
+          fn(b, e);
+        } catch (...) {
+          std::lock_guard<std::mutex> g(m);
+          if (!failure) failure = std::current_exception();
+        }
+      });
   }
   for (auto& th : pool) th.join();
+  if (failure) std::rethrow_exception(failure);
 }
 
 // Eigen-decomposition of a symmetric d x d matrix by cyclic Jacobi rotations: values descending,
@@ -250,6 +262,8 @@ void exact_neighbours(const float* x_in, int64_t n, int64_t d, int64_t k, std::v
       for (int64_t r = 0; r < kRows && i0 + r < n; ++r) {
         auto& h = heap[size_t(r)];
         std::sort_heap(h.begin(), h.end());
+        if (h.back().second == n)  // a slot never filled: only NaN distances to compare
+          throw Error("nearest neighbours: point " + std::to_string(i0 + r) + " has non-finite coordinates");
         for (int64_t m = 0; m < k; ++m) {
           (*idx)[size_t((i0 + r) * k + m)] = h[size_t(m)].second;
           (*dist2)[size_t((i0 + r) * k + m)] = h[size_t(m)].first;

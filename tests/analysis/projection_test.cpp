@@ -209,6 +209,8 @@ TEST(Projection, ExactNeighboursMatchAPlainScan) {
     }
     EXPECT_EQ(idx[size_t(5 * k)], 9);  // the duplicate is the nearest, at distance 0
     EXPECT_EQ(d2[size_t(5 * k)], 0.0f);
+    x[size_t(3 * d)] = NAN;  // a point with no comparable distance: an error, not a wrong index
+    EXPECT_THROW(nearest_neighbours(x.data(), n, d, k, &idx, &d2), Error);
   }
 }
 
