@@ -701,9 +701,17 @@ double repulsion_fft_2d(const std::vector<double>& y_in, int64_t n, std::vector<
 
 enum class Repulsion { Exact, BarnesHut, Fft };
 
+// P's columns and values in 4 bytes each, for the attractive forces: the loop streams all of P
+// every iteration.
+struct CompactP {
+  std::vector<int32_t> col;
+  std::vector<float> val;
+  explicit CompactP(const Affinities& p) : col(p.col.begin(), p.col.end()), val(p.val.begin(), p.val.end()) {}
+};
+
 template <int D>
-double gradient(const Affinities& p, double exaggeration, const std::vector<double>& y, double theta, Repulsion how,
-                std::vector<double>* grad, bool want_kl) {
+double gradient(const Affinities& p, const CompactP& cp, double exaggeration, const std::vector<double>& y,
+                double theta, Repulsion how, std::vector<double>* grad, bool want_kl, bool single = false) {
   const int64_t n = p.n;
   std::vector<double> neg(size_t(n * D), 0.0), sum_q(size_t(n), 0.0);
   double z_fft = -1;
@@ -732,6 +740,28 @@ double gradient(const Affinities& p, double exaggeration, const std::vector<doub
   }
   const double z = z_fft >= 0 ? z_fft : std::accumulate(sum_q.begin(), sum_q.end(), 0.0);
   grad->assign(size_t(n * D), 0.0);
+  if (single) {  // the optimisation's gradient: attractive forces in single precision
+    const std::vector<float> yf(y.begin(), y.end());
+    const float ex = float(exaggeration);
+    parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        float pos[D] = {}, yi[D];
+        for (int c = 0; c < D; ++c) yi[c] = yf[size_t(i * D + c)];
+        for (int64_t k = p.row[size_t(i)]; k < p.row[size_t(i + 1)]; ++k) {
+          const int64_t j = cp.col[size_t(k)];
+          float diff[D], d2 = 0;
+          for (int c = 0; c < D; ++c) {
+            diff[c] = yi[c] - yf[size_t(j * D + c)];
+            d2 += diff[c] * diff[c];
+          }
+          const float pq = cp.val[size_t(k)] * ex / (1 + d2);
+          for (int c = 0; c < D; ++c) pos[c] += pq * diff[c];
+        }
+        for (int c = 0; c < D; ++c) (*grad)[size_t(i * D + c)] = 4 * (double(pos[c]) - neg[size_t(i * D + c)] / z);
+      }
+    });
+    return 0;
+  }
   std::vector<double> kl_part(size_t(n), 0.0);
   parallel_for(n, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
@@ -764,10 +794,11 @@ void tsne_gradient(const Affinities& p, const std::vector<double>& y, int64_t di
                         : method == "fft"
                             ? Repulsion::Fft
                             : throw Error("t-SNE method " + method + ": expected fft, barnes_hut or exact");
+  const CompactP cp(p);
   if (dims == 2)
-    gradient<2>(p, 1.0, y, theta, how, grad, false);
+    gradient<2>(p, cp, 1.0, y, theta, how, grad, false);
   else if (dims == 3 && how != Repulsion::Fft)
-    gradient<3>(p, 1.0, y, theta, how, grad, false);
+    gradient<3>(p, cp, 1.0, y, theta, how, grad, false);
   else
     throw Error("t-SNE: expected 2 dimensions (fft) or 2-3 (barnes_hut, exact)");
 }
@@ -798,14 +829,15 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, cons
   const double scale = 1e-4 / std::max(std::sqrt(var0 / double(n)), 1e-300);
   std::vector<double> y(size_t(n * D)), update(size_t(n * D), 0.0), gains(size_t(n * D), 1.0), grad;
   for (size_t k = 0; k < y.size(); ++k) y[k] = double(init[k]) * scale;
+  const CompactP cp(p);
   const double lr = o.learning_rate > 0 ? o.learning_rate : std::max(double(n) / o.early_exaggeration / 4, 50.0);
   for (int64_t it = 0; it < o.iterations; ++it) {
     const bool early = it < o.exaggeration_iterations;
     const double momentum = early ? 0.5 : 0.8;
     if (D == 2)
-      gradient<2>(p, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false);
+      gradient<2>(p, cp, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false, true);
     else
-      gradient<3>(p, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false);
+      gradient<3>(p, cp, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false, true);
     for (size_t k = 0; k < y.size(); ++k) {
       const bool inc = update[k] * grad[k] < 0;
       gains[k] = std::max(inc ? gains[k] + 0.2 : gains[k] * 0.8, 0.01);
@@ -817,7 +849,8 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, cons
   r.y.assign(y.begin(), y.end());
   // The KL from one more evaluation with the same repulsion (its Z estimate): cheap, where the
   // exact KL is O(n^2) per head (tsne_kl, for comparing embeddings).
-  r.kl = D == 2 ? gradient<2>(p, 1.0, y, o.theta, how, &grad, true) : gradient<3>(p, 1.0, y, o.theta, how, &grad, true);
+  r.kl = D == 2 ? gradient<2>(p, cp, 1.0, y, o.theta, how, &grad, true)
+                : gradient<3>(p, cp, 1.0, y, o.theta, how, &grad, true);
   return r;
 }
 
