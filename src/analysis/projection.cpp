@@ -316,6 +316,27 @@ Neighbours nearest_neighbours(const float* x, int64_t n, int64_t d, int64_t k, i
   return nb;
 }
 
+namespace {
+
+// The first k of each point's (nearest-first) list: what a search for k would have found.
+Neighbours first_neighbours(const Neighbours& nb, int64_t k, const char* who) {
+  if (nb.k < k || int64_t(nb.idx.size()) != nb.n * nb.k || nb.dist2.size() != nb.idx.size())
+    throw Error(std::string(who) + ": expected " + std::to_string(k) + " neighbours per point, found " +
+                std::to_string(nb.k));
+  Neighbours out;
+  out.n = nb.n, out.k = k;
+  out.idx.resize(size_t(nb.n * k));
+  out.dist2.resize(size_t(nb.n * k));
+  for (int64_t i = 0; i < nb.n; ++i)
+    for (int64_t m = 0; m < k; ++m) {
+      out.idx[size_t(i * k + m)] = nb.idx[size_t(i * nb.k + m)];
+      out.dist2[size_t(i * k + m)] = nb.dist2[size_t(i * nb.k + m)];
+    }
+  return out;
+}
+
+}  // namespace
+
 int64_t tsne_neighbour_count(int64_t n, double perplexity) {
   return std::min<int64_t>(n - 1, int64_t(3 * perplexity + 1));
 }
@@ -327,17 +348,10 @@ Affinities tsne_affinities(const float* x, int64_t n, int64_t d, double perplexi
 
 Affinities tsne_affinities(const Neighbours& nb, double perplexity) {
   if (perplexity <= 0) throw Error("--perplexity " + std::to_string(perplexity) + ": expected a positive number");
-  const int64_t n = nb.n, k = tsne_neighbour_count(n, perplexity), stride = nb.k;
-  if (stride < k || int64_t(nb.idx.size()) != n * stride || nb.dist2.size() != nb.idx.size())
-    throw Error("t-SNE: expected " + std::to_string(k) + " neighbours per point, found " + std::to_string(stride));
-  // The first k of each point's (nearest-first) list.
-  std::vector<int64_t> idx(size_t(n * k));
-  std::vector<float> dist(size_t(n * k));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t m = 0; m < k; ++m) {
-      idx[size_t(i * k + m)] = nb.idx[size_t(i * stride + m)];
-      dist[size_t(i * k + m)] = nb.dist2[size_t(i * stride + m)];
-    }
+  const int64_t n = nb.n, k = tsne_neighbour_count(n, perplexity);
+  const Neighbours first = first_neighbours(nb, k, "t-SNE");
+  const std::vector<int64_t>& idx = first.idx;
+  const std::vector<float>& dist = first.dist2;
   // Conditional p_j|i by binary search on the precision beta (scikit-learn's
   // _binary_search_perplexity: entropy in nats, tolerance 1e-5, 100 steps).
   std::vector<double> cond(size_t(n * k));
@@ -1012,18 +1026,12 @@ std::pair<double, double> detail::umap_kernel_table_error(double a, double b) {
 }
 
 UmapGraph umap_graph(const Neighbours& nb, int64_t neighbours) {
-  const int64_t n = nb.n, K = neighbours - 1, stride = nb.k;  // umap-learn's n_neighbors counts the point itself
+  const int64_t n = nb.n, K = neighbours - 1;  // umap-learn's n_neighbors counts the point itself
   if (neighbours < 2 || neighbours >= n)
     throw Error("UMAP: expected 2 <= neighbours < n (" + std::to_string(n) + "), found " + std::to_string(neighbours));
-  if (stride < K || int64_t(nb.idx.size()) != n * stride || nb.dist2.size() != nb.idx.size())
-    throw Error("UMAP: expected " + std::to_string(K) + " neighbours per point, found " + std::to_string(stride));
-  std::vector<int64_t> idx(size_t(n * K));
-  std::vector<float> d2(size_t(n * K));
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t m = 0; m < K; ++m) {
-      idx[size_t(i * K + m)] = nb.idx[size_t(i * stride + m)];
-      d2[size_t(i * K + m)] = nb.dist2[size_t(i * stride + m)];
-    }
+  const Neighbours first = first_neighbours(nb, K, "UMAP");
+  const std::vector<int64_t>& idx = first.idx;
+  const std::vector<float>& d2 = first.dist2;
   // smooth_knn_dist: rho = the nearest distance, sigma so that sum exp(-(d - rho) / sigma) = log2(k).
   std::vector<double> w(size_t(n * K));
   const double target = std::log2(double(neighbours));
