@@ -263,7 +263,8 @@ void exact_neighbours(const float* x_in, int64_t n, int64_t d, int64_t k, std::v
         auto& h = heap[size_t(r)];
         std::sort_heap(h.begin(), h.end());
         if (h.back().second == n)  // a slot never filled: only NaN distances to compare
-          throw Error("nearest neighbours: point " + std::to_string(i0 + r) + " has non-finite coordinates");
+          throw Error("nearest neighbours: point " + std::to_string(i0 + r) +
+                      " has a non-finite coordinate (expected finite vectors)");
         for (int64_t m = 0; m < k; ++m) {
           (*idx)[size_t((i0 + r) * k + m)] = h[size_t(m)].second;
           (*dist2)[size_t((i0 + r) * k + m)] = h[size_t(m)].first;
@@ -488,7 +489,7 @@ class SpaceTree {
     pts_.resize(size_t(n * D));
     for (int64_t p = 0; p < n; ++p)
       for (int c = 0; c < D; ++c) pts_[size_t(p * D + c)] = float(y[size_t(order_[size_t(p)] * D + c)]);
-    ids_.assign(order_.begin(), order_.end());
+    scratch_ = {};
   }
 
   // Repulsion on point i: sum over the cells far enough (size / distance < theta) of
@@ -514,10 +515,14 @@ class SpaceTree {
         const float q = 1 / (1 + d2), cq = float(nd.count) * q;
         sum_q += cq;
         for (int c = 0; c < D; ++c) acc[c] += double(cq * q * diff[c]);
+      } else if (nd.children == kCoincident) {  // points within 1e-6: one mass, less i if among them
+        const float q = 1 / (1 + d2), cq = float(nd.count - (d2 < 1e-10f ? 1 : 0)) * q;
+        sum_q += cq;
+        for (int c = 0; c < D; ++c) acc[c] += double(cq * q * diff[c]);
       } else if (nd.child < 0) {  // a near leaf: its points
         float s = 0, f[D] = {};
         for (int32_t p = nd.first; p < nd.first + nd.count; ++p) {
-          if (ids_[size_t(p)] == i) continue;
+          if (order_[size_t(p)] == i) continue;
           float e[D], e2 = 0;
           for (int c = 0; c < D; ++c) {
             e[c] = yi[c] - pts_[size_t(p * D + c)];
@@ -541,12 +546,15 @@ class SpaceTree {
   // What the walk reads, in 28 bytes (2-D).
   struct Node {
     std::array<float, D> com{};
-    float width2 = 0;    // the cell's (2 half)^2
-    int32_t count = 0;   // points below
-    int32_t child = -1;  // the first of `children` non-empty children, contiguous; -1 for a leaf
-    int32_t children = 0;
-    int32_t first = 0;  // a leaf's first point in pts_ / ids_
+    float width2 = 0;      // the cell's (2 half)^2
+    int32_t count = 0;     // points below
+    int32_t child = -1;    // the first of `children` non-empty children, contiguous; -1 for a leaf
+    int32_t children = 0;  // a leaf: 0, or kCoincident
+    int32_t first = 0;     // a leaf's first point in pts_ / order_
   };
+  // A leaf of points within 1e-6 of each other (any number of them): walked as one mass even when
+  // near, where a direct sum over thousands of repeated points would cost thousands of terms.
+  static constexpr int32_t kCoincident = -1;
 
   // Node `at` covers order_[b, e), a cell of this centre and half-width.
   void build(int64_t at, int64_t b, int64_t e, const std::array<double, D>& centre, double half, int depth) {
@@ -566,6 +574,7 @@ class SpaceTree {
       nd.count = int32_t(e - b);
       nd.first = int32_t(b);
     }
+    if (together && e - b > 1) nodes_[size_t(at)].children = kCoincident;
     if (e - b <= kLeaf || together || depth >= 48) return;
     // Counting sort of [b, e) by octant.
     int64_t counts[1 << D] = {}, start[(1 << D) + 1] = {};
@@ -599,9 +608,8 @@ class SpaceTree {
 
   const std::vector<double>& y_;
   std::vector<Node> nodes_;
-  std::vector<int64_t> order_, scratch_;
-  std::vector<float> pts_;
-  std::vector<int64_t> ids_;
+  std::vector<int64_t> order_, scratch_;  // point indices sorted by cell (scratch_: while building)
+  std::vector<float> pts_;                // the points in order_'s order, in single precision
 };
 
 // FFTW's planner is not thread-safe (execution is).

@@ -333,7 +333,8 @@ int run_qk(const Common& o, const QkArgs& a) {
         head_progress.update(d, "heads");
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> g(io);
-        if (failure.empty()) failure = e.what();
+        if (failure.empty())
+          failure = "layer " + std::to_string(lh / H) + " head " + std::to_string(lh % H) + ": " + e.what();
         next = L * H;
       }
     }
