@@ -455,16 +455,59 @@ double tsne_kl(const Affinities& p, const std::vector<double>& y, int64_t dims, 
 
 namespace {
 
+// For each of nt targets (coordinates t[i * dims + c]): the sum over a list of masses m_j at
+// (x_j, y_j[, z_j]) of m_j q and of m_j q^2 (t - s_j), q = 1 / (1 + |t - s_j|^2), into
+// out[i * (1 + dims) + 0 | 1 + c]. The list is padded to whole vectors of kLanes with mass 0.
+// Compiled for AVX-512, AVX2 and baseline x86-64 (target_clones), like dot_tile.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void sum_interactions(int dims, const float* sx,
+                                                                                   const float* sy, const float* sz,
+                                                                                   const float* sm, int64_t len,
+                                                                                   const float* t, int64_t nt,
+                                                                                   float* out) {
+  auto hsum = [](const v16& v) {
+    float s = 0;
+    for (int k = 0; k < kLanes; ++k) s += v[k];
+    return s;
+  };
+  for (int64_t i = 0; i < nt; ++i) {
+    const float tx = t[i * dims], ty = t[i * dims + 1];
+    v16 s = {}, fx = {}, fy = {}, fz = {};
+    if (dims == 2) {
+      for (int64_t j = 0; j < len; j += kLanes) {
+        v16 x, y, m;
+        std::memcpy(&x, sx + j, sizeof x), std::memcpy(&y, sy + j, sizeof y), std::memcpy(&m, sm + j, sizeof m);
+        const v16 dx = tx - x, dy = ty - y;
+        const v16 q = 1 / (1 + dx * dx + dy * dy), mq = m * q, mqq = mq * q;
+        s += mq, fx += mqq * dx, fy += mqq * dy;
+      }
+    } else {
+      const float tz = t[i * dims + 2];
+      for (int64_t j = 0; j < len; j += kLanes) {
+        v16 x, y, z, m;
+        std::memcpy(&x, sx + j, sizeof x), std::memcpy(&y, sy + j, sizeof y);
+        std::memcpy(&z, sz + j, sizeof z), std::memcpy(&m, sm + j, sizeof m);
+        const v16 dx = tx - x, dy = ty - y, dz = tz - z;
+        const v16 q = 1 / (1 + dx * dx + dy * dy + dz * dz), mq = m * q, mqq = mq * q;
+        s += mq, fx += mqq * dx, fy += mqq * dy, fz += mqq * dz;
+      }
+    }
+    float* o = out + i * (1 + dims);
+    o[0] = hsum(s), o[1] = hsum(fx), o[2] = hsum(fy);
+    if (dims == 3) o[3] = hsum(fz);
+  }
+}
+
 // A 2^D-ary space-partitioning tree (quadtree / octree) with centres of mass, for the Barnes-Hut
 // approximation of t-SNE's repulsive forces. Built top-down by sorting the points into cells; a
 // cell of at most kLeaf points (or whose points lie within 1e-6 of each other, as a ViT's repeated
-// blank patches: scikit-learn's quadtree also merges those) is a leaf holding them contiguously, so
-// the walk's near field is a direct sum over a short array rather than a chase through single-point
-// cells.
+// blank patches: scikit-learn's quadtree also merges those) is a leaf holding them contiguously.
+// The walk is shared by groups, the largest cells of at most kGroup points (Barnes' 1990 grouped
+// walk, as in N-body codes): one list of far cells and near points per group, summed for each of
+// its points in vector lanes, instead of one branchy walk per point.
 template <int D>
 class SpaceTree {
  public:
-  static constexpr int kLeaf = 16;
+  static constexpr int kLeaf = 16, kGroup = 128;
 
   SpaceTree(const std::vector<double>& y, int64_t n) : y_(y) {
     std::array<double, D> lo, hi, centre;
@@ -485,61 +528,86 @@ class SpaceTree {
     scratch_.resize(size_t(n));
     nodes_.reserve(size_t(n / 2 + 16));
     nodes_.emplace_back();
-    build(0, 0, n, centre, half * (1 + 1e-5) + 1e-12, 0);
+    build(0, 0, n, centre, half * (1 + 1e-5) + 1e-12, 0, false);
     pts_.resize(size_t(n * D));
     for (int64_t p = 0; p < n; ++p)
       for (int c = 0; c < D; ++c) pts_[size_t(p * D + c)] = float(y[size_t(order_[size_t(p)] * D + c)]);
     scratch_ = {};
   }
 
-  // Repulsion on point i: sum over the cells far enough (size / distance < theta) of
-  // count * q^2 * (y_i - com) into neg, and count * q into the returned sum (q = 1 / (1 + d^2));
-  // the points of the near leaves one by one.
-  double repulse(int64_t i, double theta, double* neg) const {
-    // Single precision inside a point's walk, double across cells: the walk is t-SNE's hot loop.
+  // The walk's groups: the largest cells of at most kGroup points (or a larger leaf).
+  int64_t groups() const { return int64_t(groups_.size()); }
+
+  // What one group's walk collects: masses (a cell's centre of mass and count, or a near leaf's
+  // points with mass 1), coordinate by coordinate, padded to whole vectors with mass 0.
+  struct List {
+    std::vector<float> c[D], m, out;
+    size_t len = 0;
+    void reserve(size_t more) {
+      if (len + more <= m.size()) return;
+      const size_t cap = std::max(2 * m.size(), len + more + kLanes);
+      for (auto& v : c) v.resize(cap);
+      m.resize(cap);
+    }
+    void add(const float* at, float mass) {  // after reserve
+      for (int k = 0; k < D; ++k) c[k][len] = at[k];
+      m[len++] = mass;
+    }
+  };
+
+  // Repulsion on the points of group g, each into neg (count * q^2 * (y_i - com) over the masses)
+  // and sum_q (count * q), q = 1 / (1 + d^2). One walk serves the whole group: a cell is one mass
+  // when its width over its distance from the group's bounding box is below theta, so for each point
+  // the criterion is at least as strict as in its own walk. The list is then summed for each point
+  // in vector lanes (sum_interactions). The point itself is in the list (its own leaf is always
+  // near) at distance exactly 0, adding exactly q = 1 and no force: 1 is taken off its sum.
+  void repulse_group(int64_t g, double theta, double* neg, double* sum_q, List* list) const {
     const float t2 = float(theta * theta);
-    float yi[D];
-    for (int c = 0; c < D; ++c) yi[c] = float(y_[size_t(i * D + c)]);
-    double sum_q = 0, acc[D] = {};
+    const Node& leaf = nodes_[size_t(groups_[size_t(g)])];
+    const float* own = &pts_[size_t(leaf.first) * D];
+    float lo[D], hi[D];
+    for (int c = 0; c < D; ++c) lo[c] = INFINITY, hi[c] = -INFINITY;
+    for (int32_t p = 0; p < leaf.count; ++p)
+      for (int c = 0; c < D; ++c) lo[c] = std::min(lo[c], own[p * D + c]), hi[c] = std::max(hi[c], own[p * D + c]);
+    list->len = 0;
     int32_t stack[64 * (1 << D)];
     int top = 0;
     stack[top++] = 0;
     while (top > 0) {
       const Node& nd = nodes_[size_t(stack[--top])];
-      float diff[D], d2 = 0;
+      float d2 = 0;
       for (int c = 0; c < D; ++c) {
-        diff[c] = yi[c] - nd.com[size_t(c)];
-        d2 += diff[c] * diff[c];
+        const float v = std::max(std::max(lo[c] - nd.com[size_t(c)], nd.com[size_t(c)] - hi[c]), 0.0f);
+        d2 += v * v;
       }
-      if (nd.width2 < t2 * d2) {  // cell width / distance < theta: the cell as one mass
-        const float q = 1 / (1 + d2), cq = float(nd.count) * q;
-        sum_q += cq;
-        for (int c = 0; c < D; ++c) acc[c] += double(cq * q * diff[c]);
-      } else if (nd.children == kCoincident) {  // points within 1e-6: one mass, less i if among them
-        const float q = 1 / (1 + d2), cq = float(nd.count - (d2 < 1e-10f ? 1 : 0)) * q;
-        sum_q += cq;
-        for (int c = 0; c < D; ++c) acc[c] += double(cq * q * diff[c]);
+      // Far: below theta, and farther than the cell's diagonal (so never a cell holding the leaf,
+      // whose own points must stay in the list; that binds only for theta above 2/3).
+      if ((nd.width2 < t2 * d2 && 2.25f * nd.width2 < d2) || nd.children == kCoincident) {
+        // (points within 1e-6 of each other: one mass even when near, where a direct sum over
+        // thousands of repeated points would cost thousands of terms)
+        list->reserve(1);
+        list->add(nd.com.data(), float(nd.count));
       } else if (nd.child < 0) {  // a near leaf: its points
-        float s = 0, f[D] = {};
-        for (int32_t p = nd.first; p < nd.first + nd.count; ++p) {
-          if (order_[size_t(p)] == i) continue;
-          float e[D], e2 = 0;
-          for (int c = 0; c < D; ++c) {
-            e[c] = yi[c] - pts_[size_t(p * D + c)];
-            e2 += e[c] * e[c];
-          }
-          const float q = 1 / (1 + e2);
-          s += q;
-          for (int c = 0; c < D; ++c) f[c] += q * q * e[c];
-        }
-        sum_q += s;
-        for (int c = 0; c < D; ++c) acc[c] += double(f[c]);
+        list->reserve(size_t(nd.count));
+        for (int32_t p = nd.first; p < nd.first + nd.count; ++p) list->add(&pts_[size_t(p) * D], 1);
       } else {
         for (int k = 0; k < nd.children; ++k) stack[top++] = nd.child + k;
       }
     }
-    for (int c = 0; c < D; ++c) neg[c] += acc[c];
-    return sum_q;
+    list->reserve(kLanes);
+    while (list->len % kLanes) {
+      const float zero[D] = {};
+      list->add(zero, 0);
+    }
+    list->out.resize(size_t(leaf.count) * (1 + D));
+    sum_interactions(D, list->c[0].data(), list->c[1].data(), D == 3 ? list->c[D - 1].data() : nullptr, list->m.data(),
+                     int64_t(list->len), own, leaf.count, list->out.data());
+    for (int32_t p = 0; p < leaf.count; ++p) {
+      const int64_t i = order_[size_t(leaf.first + p)];
+      const float* o = &list->out[size_t(p) * (1 + D)];
+      sum_q[i] = double(o[0]) - 1;
+      for (int c = 0; c < D; ++c) neg[i * D + c] = double(o[1 + c]);
+    }
   }
 
  private:
@@ -557,7 +625,8 @@ class SpaceTree {
   static constexpr int32_t kCoincident = -1;
 
   // Node `at` covers order_[b, e), a cell of this centre and half-width.
-  void build(int64_t at, int64_t b, int64_t e, const std::array<double, D>& centre, double half, int depth) {
+  void build(int64_t at, int64_t b, int64_t e, const std::array<double, D>& centre, double half, int depth,
+             bool grouped) {
     double com[D] = {}, lo[D], hi[D];
     for (int c = 0; c < D; ++c) lo[c] = INFINITY, hi[c] = -INFINITY;
     for (int64_t p = b; p < e; ++p)
@@ -575,7 +644,12 @@ class SpaceTree {
       nd.first = int32_t(b);
     }
     if (together && e - b > 1) nodes_[size_t(at)].children = kCoincident;
-    if (e - b <= kLeaf || together || depth >= 48) return;
+    const bool leaf = e - b <= kLeaf || together || depth >= 48;
+    if (!grouped && (e - b <= kGroup || leaf)) {
+      groups_.push_back(int32_t(at));
+      grouped = true;
+    }
+    if (leaf) return;
     // Counting sort of [b, e) by octant.
     int64_t counts[1 << D] = {}, start[(1 << D) + 1] = {};
     auto octant = [&](int64_t i) {
@@ -602,14 +676,15 @@ class SpaceTree {
       if (counts[k] == 0) continue;
       std::array<double, D> sub;
       for (int c = 0; c < D; ++c) sub[size_t(c)] = centre[size_t(c)] + ((k >> c) & 1 ? half / 2 : -half / 2);
-      build(slot++, start[k], start[k + 1], sub, half / 2, depth + 1);
+      build(slot++, start[k], start[k + 1], sub, half / 2, depth + 1, grouped);
     }
   }
 
   const std::vector<double>& y_;
   std::vector<Node> nodes_;
   std::vector<int64_t> order_, scratch_;  // point indices sorted by cell (scratch_: while building)
-  std::vector<float> pts_;                // the points in order_'s order, in single precision
+  std::vector<int32_t> groups_;
+  std::vector<float> pts_;  // the points in order_'s order, in single precision
 };
 
 // FFTW's planner is not thread-safe (execution is).
@@ -723,13 +798,72 @@ double repulsion_fft_2d(const std::vector<double>& y_in, int64_t n, std::vector<
 
 enum class Repulsion { Exact, BarnesHut, Fft };
 
-// P's columns and values in 4 bytes each, for the attractive forces: the loop streams all of P
-// every iteration.
+// P's rows for the attractive forces, which stream all of P every iteration: columns and values
+// in 4 bytes each, every row padded to whole vectors of kLanes with value 0 (column: the row's own
+// point, at distance 0).
 struct CompactP {
+  std::vector<int64_t> row;
   std::vector<int32_t> col;
   std::vector<float> val;
-  explicit CompactP(const Affinities& p) : col(p.col.begin(), p.col.end()), val(p.val.begin(), p.val.end()) {}
+  explicit CompactP(const Affinities& p) : row(size_t(p.n + 1), 0) {
+    for (int64_t i = 0; i < p.n; ++i) {
+      const int64_t len = p.row[size_t(i + 1)] - p.row[size_t(i)];
+      row[size_t(i + 1)] = row[size_t(i)] + (len + kLanes - 1) / kLanes * kLanes;
+    }
+    col.resize(size_t(row.back()));
+    val.assign(size_t(row.back()), 0.0f);
+    for (int64_t i = 0; i < p.n; ++i) {
+      int64_t at = row[size_t(i)];
+      for (int64_t k = p.row[size_t(i)]; k < p.row[size_t(i + 1)]; ++k, ++at)
+        col[size_t(at)] = int32_t(p.col[size_t(k)]), val[size_t(at)] = float(p.val[size_t(k)]);
+      for (; at < row[size_t(i + 1)]; ++at) col[size_t(at)] = int32_t(i);
+    }
+  }
 };
+
+// The attractive forces of points [b, e): out[(i - b) * dims + c] = sum_j p_ij q_ij (y_i - y_j)
+// over CompactP's padded rows, kLanes terms at a time. Compiled like dot_tile (target_clones).
+__attribute__((target_clones("avx512f", "avx2", "default"))) void attract(const int64_t* row, const int32_t* col,
+                                                                          const float* val, const float* y, int dims,
+                                                                          int64_t b, int64_t e, float* out) {
+  // Each block of kLanes terms in scalar form into arrays (no reduction in the loop, so the
+  // compiler vectorises it, with gathers where the target has them), then added in vector lanes.
+  for (int64_t i = b; i < e; ++i) {
+    const float yx = y[i * dims], yy = y[i * dims + 1], yz = dims == 3 ? y[i * dims + 2] : 0;
+    v16 fx = {}, fy = {}, fz = {};
+    alignas(64) float tx[kLanes], ty[kLanes], tz[kLanes];
+    for (int64_t k = row[i]; k < row[i + 1]; k += kLanes) {
+      if (dims == 2) {
+        for (int l = 0; l < kLanes; ++l) {
+          const int64_t j = col[k + l];
+          const float dx = yx - y[2 * j], dy = yy - y[2 * j + 1];
+          const float pq = val[k + l] / (1 + dx * dx + dy * dy);
+          tx[l] = pq * dx, ty[l] = pq * dy;
+        }
+      } else {
+        for (int l = 0; l < kLanes; ++l) {
+          const int64_t j = col[k + l];
+          const float dx = yx - y[3 * j], dy = yy - y[3 * j + 1], dz = yz - y[3 * j + 2];
+          const float pq = val[k + l] / (1 + dx * dx + dy * dy + dz * dz);
+          tx[l] = pq * dx, ty[l] = pq * dy, tz[l] = pq * dz;
+        }
+        v16 t;
+        std::memcpy(&t, tz, sizeof t);
+        fz += t;
+      }
+      v16 t;
+      std::memcpy(&t, tx, sizeof t);
+      fx += t;
+      std::memcpy(&t, ty, sizeof t);
+      fy += t;
+    }
+    float sx = 0, sy = 0, sz = 0;
+    for (int l = 0; l < kLanes; ++l) sx += fx[l], sy += fy[l], sz += fz[l];
+    float* o = out + (i - b) * dims;
+    o[0] = sx, o[1] = sy;
+    if (dims == 3) o[2] = sz;
+  }
+}
 
 template <int D>
 double gradient(const Affinities& p, const CompactP& cp, double exaggeration, const std::vector<double>& y,
@@ -741,8 +875,9 @@ double gradient(const Affinities& p, const CompactP& cp, double exaggeration, co
     z_fft = repulsion_fft_2d(y, n, &neg);
   } else if (how == Repulsion::BarnesHut) {
     SpaceTree<D> tree(y, n);
-    parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) sum_q[size_t(i)] = tree.repulse(i, theta, &neg[size_t(i * D)]);
+    parallel_for(tree.groups(), [&](int64_t b, int64_t e) {
+      typename SpaceTree<D>::List list;
+      for (int64_t g = b; g < e; ++g) tree.repulse_group(g, theta, neg.data(), sum_q.data(), &list);
     });
   } else {
     parallel_for(n, [&](int64_t b, int64_t e) {
@@ -764,23 +899,13 @@ double gradient(const Affinities& p, const CompactP& cp, double exaggeration, co
   grad->assign(size_t(n * D), 0.0);
   if (single) {  // the optimisation's gradient: attractive forces in single precision
     const std::vector<float> yf(y.begin(), y.end());
-    const float ex = float(exaggeration);
     parallel_for(n, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        float pos[D] = {}, yi[D];
-        for (int c = 0; c < D; ++c) yi[c] = yf[size_t(i * D + c)];
-        for (int64_t k = p.row[size_t(i)]; k < p.row[size_t(i + 1)]; ++k) {
-          const int64_t j = cp.col[size_t(k)];
-          float diff[D], d2 = 0;
-          for (int c = 0; c < D; ++c) {
-            diff[c] = yi[c] - yf[size_t(j * D + c)];
-            d2 += diff[c] * diff[c];
-          }
-          const float pq = cp.val[size_t(k)] * ex / (1 + d2);
-          for (int c = 0; c < D; ++c) pos[c] += pq * diff[c];
-        }
-        for (int c = 0; c < D; ++c) (*grad)[size_t(i * D + c)] = 4 * (double(pos[c]) - neg[size_t(i * D + c)] / z);
-      }
+      std::vector<float> pos(size_t((e - b) * D));
+      attract(cp.row.data(), cp.col.data(), cp.val.data(), yf.data(), D, b, e, pos.data());
+      for (int64_t i = b; i < e; ++i)
+        for (int c = 0; c < D; ++c)
+          (*grad)[size_t(i * D + c)] =
+              4 * (exaggeration * double(pos[size_t((i - b) * D + c)]) - neg[size_t(i * D + c)] / z);
     });
     return 0;
   }
