@@ -5,20 +5,13 @@
 // Usage: node bench/atlas_open.mjs ATLAS.html
 import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { launch, openOffline } from '../web/test/page.mjs';
 
 const [html] = process.argv.slice(2);
-const require = createRequire(path.resolve('web/package.json'));
-const { chromium } = require('playwright-core');
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+const browser = await launch();
 try {
-  const context = await browser.newContext({ offline: true, viewport: { width: 1280, height: 860 } });
-  const page = await context.newPage();
   const t0 = Date.now();
-  await page.goto('file://' + path.resolve(html), { timeout: 300000 });
-  await page.waitForFunction(() => window.attnscopeAtlas || window.attnscopeError, null, { timeout: 300000 });
-  const err = await page.evaluate(() => window.attnscopeError ?? null);
-  if (err) throw new Error(`the atlas failed to start: ${err}`);
+  const { page } = await openOffline(browser, html, { ready: 'attnscopeAtlas', timeout: 300000 });
   const openMs = Date.now() - t0;
   const mm = await page.evaluate(() => window.attnscopeAtlas.measureMatrix());
   const p = await page.evaluate(() => window.attnscopeAtlas.tileClientPoint(0, 0));

@@ -191,23 +191,36 @@ class L2SquaredSpace : public hnswlib::SpaceInterface<float> {
 constexpr int64_t kRows = 4, kLanes = 16, kCols = 256;
 typedef float v16 __attribute__((vector_size(64)));
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void dot_tile(const float* q, int64_t d, const float* xt,
-                                                                           float* out) {
-  // q: kRows points [kRows][d]; xt: coordinate-major candidates [d][kCols], 16 of them from xt;
-  // out: [kRows][kLanes] dot products.
-  v16 acc0 = {}, acc1 = {}, acc2 = {}, acc3 = {};
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+// One tile: the dot products of kRows points q ([kRows][d]) with 16 candidates (coordinate-major
+// in xt, [d][kCols]; norms nj), screened by the product form against each row's threshold:
+// pass[r * kLanes + m] is nonzero where ni + nj - 2 q.x <= thr + slack (ni + nj), and the return
+// value has bit r set when row r has any.
+__attribute__((target_clones("avx512f", "avx2", "default"))) uint32_t screen_tile(const float* q, int64_t d,
+                                                                                  const float* xt, const float* norm,
+                                                                                  const float* ni, const float* thr,
+                                                                                  float slack, int32_t* pass) {
+  v16 acc[kRows] = {};
   for (int64_t c = 0; c < d; ++c) {
     v16 b;
     std::memcpy(&b, xt + c * kCols, sizeof b);
-    acc0 += q[c] * b;
-    acc1 += q[d + c] * b;
-    acc2 += q[2 * d + c] * b;
-    acc3 += q[3 * d + c] * b;
+    for (int64_t r = 0; r < kRows; ++r) acc[r] += q[r * d + c] * b;
   }
-  std::memcpy(out, &acc0, sizeof acc0);
-  std::memcpy(out + kLanes, &acc1, sizeof acc1);
-  std::memcpy(out + 2 * kLanes, &acc2, sizeof acc2);
-  std::memcpy(out + 3 * kLanes, &acc3, sizeof acc3);
+  v16 nj;
+  std::memcpy(&nj, norm, sizeof nj);
+  uint32_t rows = 0;
+  for (int64_t r = 0; r < kRows; ++r) {
+    v16i m = (ni[r] + nj - 2 * acc[r]) <= (thr[r] + slack * (ni[r] + nj));
+    std::memcpy(pass + r * kLanes, &m, sizeof m);
+    // any lane: OR of the halves, then of their halves
+    m |= __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    m |= __builtin_shufflevector(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
+    m |= __builtin_shufflevector(m, m, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
+    m |= __builtin_shufflevector(m, m, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0);
+    if (m[0]) rows |= 1u << r;
+  }
+  return rows;
 }
 
 void exact_neighbours(const float* x_in, int64_t n, int64_t d, int64_t k, std::vector<int64_t>* idx,
@@ -232,26 +245,28 @@ void exact_neighbours(const float* x_in, int64_t n, int64_t d, int64_t k, std::v
   }
   // |computed - true| <= (d + 4) u (|a|^2 + |b|^2) for the product form in float (u = 2^-24).
   const float slack = float(d + 4) * 6e-8f;
+  const size_t du = size_t(d);
   parallel_for(rows / kRows, [&](int64_t gb, int64_t ge) {
     std::vector<std::vector<std::pair<float, int64_t>>> heap(static_cast<size_t>(kRows));
-    float tile[kRows * kLanes];
+    int32_t pass[kRows * kLanes];
+    float ni[kRows], thr[kRows];
     for (int64_t g = gb; g < ge; ++g) {
       const int64_t i0 = g * kRows;
       for (auto& h : heap) h.assign(size_t(k), {INFINITY, n});
+      for (int64_t r = 0; r < kRows; ++r) ni[r] = i0 + r < n ? norm[size_t(i0 + r)] : 0;
       for (int64_t blk = 0; blk < blocks; ++blk)
         for (int64_t l = 0; l < kCols; l += kLanes) {
-          dot_tile(&xq[size_t(i0 * d)], d, &xt[size_t(blk * d * kCols + l)], tile);
-          for (int64_t r = 0; r < kRows && i0 + r < n; ++r) {
+          for (int64_t r = 0; r < kRows; ++r) thr[r] = heap[size_t(r)].front().first;
+          uint32_t rows = screen_tile(&xq[size_t(i0 * d)], d, &xt[size_t(blk * d * kCols + l)],
+                                      &norm[size_t(blk * kCols + l)], ni, thr, slack, pass);
+          for (; rows; rows &= rows - 1) {
+            const int64_t r = __builtin_ctz(rows), i = i0 + r;
+            if (i >= n) continue;
             auto& h = heap[size_t(r)];
-            const int64_t i = i0 + r;
-            const float ni = norm[size_t(i)];
             for (int64_t m = 0; m < kLanes; ++m) {
               const int64_t j = blk * kCols + l + m;
-              const float nj = norm[size_t(j)], approx = ni + nj - 2 * tile[r * kLanes + m];
-              if (j >= n || j == i || !(approx <= h.front().first + slack * (ni + nj))) continue;
-              float dd = 0;
-              for (int64_t c = 0; c < d; ++c) dd += (x[i * d + c] - x[j * d + c]) * (x[i * d + c] - x[j * d + c]);
-              const std::pair<float, int64_t> cand{dd, j};
+              if (!pass[r * kLanes + m] || j >= n || j == i) continue;
+              const std::pair<float, int64_t> cand{l2_squared(x + i * d, x + j * d, &du), j};
               if (!(cand < h.front())) continue;
               std::pop_heap(h.begin(), h.end());
               h.back() = cand;
@@ -458,7 +473,7 @@ namespace {
 // For each of nt targets (coordinates t[i * dims + c]): the sum over a list of masses m_j at
 // (x_j, y_j[, z_j]) of m_j q and of m_j q^2 (t - s_j), q = 1 / (1 + |t - s_j|^2), into
 // out[i * (1 + dims) + 0 | 1 + c]. The list is padded to whole vectors of kLanes with mass 0.
-// Compiled for AVX-512, AVX2 and baseline x86-64 (target_clones), like dot_tile.
+// Compiled for AVX-512, AVX2 and baseline x86-64 (target_clones), like screen_tile.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void sum_interactions(int dims, const float* sx,
                                                                                    const float* sy, const float* sz,
                                                                                    const float* sm, int64_t len,
@@ -822,40 +837,27 @@ struct CompactP {
 };
 
 // The attractive forces of points [b, e): out[(i - b) * dims + c] = sum_j p_ij q_ij (y_i - y_j)
-// over CompactP's padded rows, kLanes terms at a time. Compiled like dot_tile (target_clones).
+// over CompactP's padded rows, kLanes terms at a time (the neighbours' coordinates loaded one by
+// one: gather instructions measured no faster). Compiled like screen_tile (target_clones).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attract(const int64_t* row, const int32_t* col,
                                                                           const float* val, const float* y, int dims,
                                                                           int64_t b, int64_t e, float* out) {
-  // Each block of kLanes terms in scalar form into arrays (no reduction in the loop, so the
-  // compiler vectorises it, with gathers where the target has them), then added in vector lanes.
   for (int64_t i = b; i < e; ++i) {
     const float yx = y[i * dims], yy = y[i * dims + 1], yz = dims == 3 ? y[i * dims + 2] : 0;
     v16 fx = {}, fy = {}, fz = {};
-    alignas(64) float tx[kLanes], ty[kLanes], tz[kLanes];
     for (int64_t k = row[i]; k < row[i + 1]; k += kLanes) {
-      if (dims == 2) {
-        for (int l = 0; l < kLanes; ++l) {
-          const int64_t j = col[k + l];
-          const float dx = yx - y[2 * j], dy = yy - y[2 * j + 1];
-          const float pq = val[k + l] / (1 + dx * dx + dy * dy);
-          tx[l] = pq * dx, ty[l] = pq * dy;
-        }
-      } else {
-        for (int l = 0; l < kLanes; ++l) {
-          const int64_t j = col[k + l];
-          const float dx = yx - y[3 * j], dy = yy - y[3 * j + 1], dz = yz - y[3 * j + 2];
-          const float pq = val[k + l] / (1 + dx * dx + dy * dy + dz * dz);
-          tx[l] = pq * dx, ty[l] = pq * dy, tz[l] = pq * dz;
-        }
-        v16 t;
-        std::memcpy(&t, tz, sizeof t);
-        fz += t;
+      alignas(64) float gx[kLanes], gy[kLanes], gz[kLanes] = {};
+      for (int l = 0; l < kLanes; ++l) {
+        const int64_t j = col[k + l];
+        gx[l] = y[j * dims], gy[l] = y[j * dims + 1];
+        if (dims == 3) gz[l] = y[j * dims + 2];
       }
-      v16 t;
-      std::memcpy(&t, tx, sizeof t);
-      fx += t;
-      std::memcpy(&t, ty, sizeof t);
-      fy += t;
+      v16 x, yv, z, v;
+      std::memcpy(&x, gx, sizeof x), std::memcpy(&yv, gy, sizeof yv), std::memcpy(&z, gz, sizeof z);
+      std::memcpy(&v, val + k, sizeof v);
+      const v16 dx = yx - x, dy = yy - yv, dz = yz - z;
+      const v16 pq = v / (1 + dx * dx + dy * dy + dz * dz);
+      fx += pq * dx, fy += pq * dy, fz += pq * dz;
     }
     float sx = 0, sy = 0, sz = 0;
     for (int l = 0; l < kLanes; ++l) sx += fx[l], sy += fy[l], sz += fz[l];

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, openOffline, frame } from './page.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -75,33 +75,14 @@ function writeSafetensors(file, tensors, metadata) {
 // --- the browser ------------------------------------------------------------------------------------
 let browser;
 before(async () => {
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+  browser = await launch();
 });
 after(async () => {
   await browser?.close();
 });
 
-async function open(file, viewport = { width: 1280, height: 860 }) {
-  const context = await browser.newContext({ offline: true, viewport });
-  const page = await context.newPage();
-  const url = 'file://' + file;
-  const problems = [];
-  page.on('request', (r) => {
-    if (r.url().split('#')[0] !== url) problems.push(`request: ${r.url()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    d.dismiss();
-  });
-  await page.goto(url, { timeout: 120000 });
-  await page.waitForFunction(() => window.attnscopeAtlas || window.attnscopeError, null, { timeout: 120000 });
-  const err = await page.evaluate(() => window.attnscopeError ?? null);
-  assert.equal(err, null, `atlas failed to start: ${err}`);
-  await frame(page);
-  return { page, problems, close: () => context.close() };
-}
-const frame = (page) => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+const open = (file, viewport = { width: 1280, height: 860 }) =>
+  openOffline(browser, file, { ready: 'attnscopeAtlas', viewport, timeout: 120000 });
 const st = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.attnscopeAtlas.state)));
 const A = (page, fn, arg) => page.evaluate(fn, arg);
 // A hash of the WebGL canvas's pixels: changes when the picture changes.

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launch, openOffline, frame } from './page.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -41,37 +41,18 @@ function readDump(file) {
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+  browser = await launch();
 });
 after(async () => {
   await browser?.close();
 });
 
 // Opens a view file with the network off; every request and page error is recorded.
-async function open(file, hash = '', viewport = { width: 1280, height: 860 }) {
-  const context = await browser.newContext({ offline: true, viewport, acceptDownloads: true });
-  const page = await context.newPage();
-  const url = 'file://' + file;
-  const problems = [];
-  page.on('request', (r) => {
-    if (r.url().split('#')[0] !== url) problems.push(`request: ${r.url()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    d.dismiss();
-  });
-  await page.goto(url + hash);
-  await page.waitForFunction(() => window.attnscope || window.attnscopeError);
-  const err = await page.evaluate(() => window.attnscopeError ?? null);
-  assert.equal(err, null, `viewer failed to start: ${err}`);
-  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-  return { page, context, problems, close: () => context.close() };
-}
+const open = (file, hash = '', viewport = { width: 1280, height: 860 }) =>
+  openOffline(browser, file, { ready: 'attnscope', hash, viewport, acceptDownloads: true });
 
 const state = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.attnscope.ctx.state)));
 const info = (page) => page.evaluate(() => document.getElementById('attnscope-info').textContent);
-const frame = (page) => page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
 
 async function hoverToken(page, view, side, index) {
   const p = await page.evaluate(([v, s, i]) => window.attnscope.tokenClientPoint(v, s, i), [view, side, index]);
