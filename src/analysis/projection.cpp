@@ -837,27 +837,41 @@ struct CompactP {
 };
 
 // The attractive forces of points [b, e): out[(i - b) * dims + c] = sum_j p_ij q_ij (y_i - y_j)
-// over CompactP's padded rows, kLanes terms at a time (the neighbours' coordinates loaded one by
-// one: gather instructions measured no faster). Compiled like screen_tile (target_clones).
+// over CompactP's padded rows, kLanes terms at a time. Compiled like screen_tile (target_clones).
 __attribute__((target_clones("avx512f", "avx2", "default"))) void attract(const int64_t* row, const int32_t* col,
                                                                           const float* val, const float* y, int dims,
                                                                           int64_t b, int64_t e, float* out) {
+  // Each block of kLanes terms in scalar form into arrays (no reduction in the loop, so the
+  // compiler vectorises it), then added in vector lanes: measured faster than the same in vector
+  // types (3-D at 20,000 points 6.8 against 8.0 s) and than AVX-512 / AVX2 gather instructions.
   for (int64_t i = b; i < e; ++i) {
     const float yx = y[i * dims], yy = y[i * dims + 1], yz = dims == 3 ? y[i * dims + 2] : 0;
     v16 fx = {}, fy = {}, fz = {};
+    alignas(64) float tx[kLanes], ty[kLanes], tz[kLanes];
     for (int64_t k = row[i]; k < row[i + 1]; k += kLanes) {
-      alignas(64) float gx[kLanes], gy[kLanes], gz[kLanes] = {};
-      for (int l = 0; l < kLanes; ++l) {
-        const int64_t j = col[k + l];
-        gx[l] = y[j * dims], gy[l] = y[j * dims + 1];
-        if (dims == 3) gz[l] = y[j * dims + 2];
+      if (dims == 2) {
+        for (int l = 0; l < kLanes; ++l) {
+          const int64_t j = col[k + l];
+          const float dx = yx - y[2 * j], dy = yy - y[2 * j + 1];
+          const float pq = val[k + l] / (1 + dx * dx + dy * dy);
+          tx[l] = pq * dx, ty[l] = pq * dy;
+        }
+      } else {
+        for (int l = 0; l < kLanes; ++l) {
+          const int64_t j = col[k + l];
+          const float dx = yx - y[3 * j], dy = yy - y[3 * j + 1], dz = yz - y[3 * j + 2];
+          const float pq = val[k + l] / (1 + dx * dx + dy * dy + dz * dz);
+          tx[l] = pq * dx, ty[l] = pq * dy, tz[l] = pq * dz;
+        }
+        v16 t;
+        std::memcpy(&t, tz, sizeof t);
+        fz += t;
       }
-      v16 x, yv, z, v;
-      std::memcpy(&x, gx, sizeof x), std::memcpy(&yv, gy, sizeof yv), std::memcpy(&z, gz, sizeof z);
-      std::memcpy(&v, val + k, sizeof v);
-      const v16 dx = yx - x, dy = yy - yv, dz = yz - z;
-      const v16 pq = v / (1 + dx * dx + dy * dy + dz * dz);
-      fx += pq * dx, fy += pq * dy, fz += pq * dz;
+      v16 t;
+      std::memcpy(&t, tx, sizeof t);
+      fx += t;
+      std::memcpy(&t, ty, sizeof t);
+      fy += t;
     }
     float sx = 0, sy = 0, sz = 0;
     for (int l = 0; l < kLanes; ++l) sx += fx[l], sy += fy[l], sz += fz[l];
