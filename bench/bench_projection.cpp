@@ -17,7 +17,7 @@ using namespace attnscope;
 
 int main(int argc, char** argv) {
   try {
-    if (argc < 4) throw Error("usage: bench_projection POINTS OUT|COORDS tsne DIMS METHOD | umap DIMS | kl");
+    if (argc < 4) throw Error("usage: bench_projection POINTS OUT|COORDS tsne DIMS [METHOD [ITERATIONS]] | umap DIMS | kl");
     SafetensorsFile f(argv[1]);
     const auto shape = f.info("points").shape;
     const int64_t n = shape[0], d = shape[1];
@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
       TsneOptions o;
       o.dims = dims;
       if (argc > 5) o.method = argv[5];
+      if (argc > 6) o.iterations = std::atoi(argv[6]);
       const TsneResult r = tsne(x.data(), n, d, o);
       y = r.y;
       kl = r.kl;

@@ -983,7 +983,8 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, cons
   const Affinities own = shared ? Affinities{} : tsne_affinities(x, n, d, o.perplexity);
   const Affinities& p = shared ? *shared : own;
   const int64_t D = o.dims;
-  // scikit-learn's init="pca": the first components, scaled so that the first has std 1e-4.
+  // init="pca" (scikit-learn's and openTSNE's): the first components, scaled so that the first
+  // has std 1e-4.
   const std::vector<float> init = pca(x, n, d, D);
   double mean0 = 0, var0 = 0;
   for (int64_t i = 0; i < n; ++i) mean0 += init[size_t(i * D)];
@@ -993,20 +994,29 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, cons
   std::vector<double> y(size_t(n * D)), update(size_t(n * D), 0.0), gains(size_t(n * D), 1.0), grad;
   for (size_t k = 0; k < y.size(); ++k) y[k] = double(init[k]) * scale;
   const CompactP cp(p);
-  const double lr = o.learning_rate > 0 ? o.learning_rate : std::max(double(n) / o.early_exaggeration / 4, 50.0);
+  auto rate = [&](double exaggeration) {
+    return o.learning_rate > 0 ? o.learning_rate : std::max(double(n) / exaggeration / 4, 50.0);
+  };
   for (int64_t it = 0; it < o.iterations; ++it) {
     const bool early = it < o.exaggeration_iterations;
-    const double momentum = early ? 0.5 : 0.8;
+    const double exaggeration = early ? o.early_exaggeration : 1.0, lr = rate(exaggeration);
     if (D == 2)
-      gradient<2>(p, cp, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false, true);
+      gradient<2>(p, cp, exaggeration, y, o.theta, how, &grad, false, true);
     else
-      gradient<3>(p, cp, early ? o.early_exaggeration : 1.0, y, o.theta, how, &grad, false, true);
+      gradient<3>(p, cp, exaggeration, y, o.theta, how, &grad, false, true);
     for (size_t k = 0; k < y.size(); ++k) {
       const bool inc = update[k] * grad[k] < 0;
       gains[k] = std::max(inc ? gains[k] + 0.2 : gains[k] * 0.8, 0.01);
-      update[k] = momentum * update[k] - lr * gains[k] * grad[k];
-      y[k] += update[k];
+      update[k] = o.momentum * update[k] - lr * gains[k] * grad[k];
     }
+    for (int64_t i = 0; i < n && o.max_step > 0; ++i) {
+      double* u = &update[size_t(i * D)];
+      double len2 = 0;
+      for (int64_t c = 0; c < D; ++c) len2 += u[c] * u[c];
+      if (len2 > o.max_step * o.max_step)
+        for (int64_t c = 0; c < D; ++c) u[c] *= o.max_step / std::sqrt(len2);
+    }
+    for (size_t k = 0; k < y.size(); ++k) y[k] += update[k];
   }
   TsneResult r;
   r.y.assign(y.begin(), y.end());

@@ -132,7 +132,8 @@ void add_qk(CLI::App* c, Common& common, QkArgs& a) {
                 "keep whole attention rows (sentence and image views) for items of at most this many tokens "
                 "(default 256; longer items keep their top-k)");
   c->add_option("--perplexity", a.perplexity, "t-SNE perplexity (default 30)");
-  c->add_option("--tsne-iterations", a.tsne_iterations, "t-SNE iterations (default 1000)");
+  c->add_option("--tsne-iterations", a.tsne_iterations,
+                "t-SNE iterations, the first 250 with early exaggeration (default 750)");
   c->add_option("--neighbours", a.neighbours, "UMAP neighbours (default 15)");
   c->add_option("--spearman-pairs", a.spearman_pairs,
                 "query-key pairs per head for the Spearman number (default 20000)");

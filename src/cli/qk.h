@@ -8,7 +8,7 @@ namespace attnscope::cli {
 
 struct QkArgs {
   std::string corpus, out, projections = "pca,tsne,umap", dims = "2,3";
-  int64_t max_tokens = 10000, top_k = 8, attention_max = 256, tsne_iterations = 1000, neighbours = 15,
+  int64_t max_tokens = 10000, top_k = 8, attention_max = 256, tsne_iterations = 750, neighbours = 15,
           spearman_pairs = 20000;
   double perplexity = 30;
   bool no_equalize = false;
