@@ -67,7 +67,7 @@ for n_tokens in sizes:
     safetensors_io.save(pts, {"points": torch.from_numpy(x)})
     x.tofile(os.path.join(out, f"points_{n}.f32"))
     res = {}
-    # t-SNE: attnscope (Barnes-Hut below 10,000 points, FFT interpolation from there) and scikit-learn.
+    # t-SNE: attnscope (its defaults: Barnes-Hut, openTSNE's schedule) and scikit-learn (its defaults).
     ours = os.path.join(out, f"tsne_ours_{n}.safetensors")
     r = run_json([bp, pts, ours, "tsne", "2", "auto"])
     y = safetensors_io.load(ours)[0]["y"].numpy()

@@ -49,7 +49,7 @@ explain=$(/usr/bin/python3 bench/explain_bench.py build/attnscope "$ck" "$out/ex
 
 # t-SNE vs scikit-learn's TSNE and UMAP vs umap-js on the same query/key vectors (5,000 and 10,000 points).
 [ -d bench/node_modules/umap-js ] || (cd bench && npm ci --no-audit --no-fund > /dev/null)
-projection=$(/usr/bin/python3 bench/projection_bench.py build/attnscope build/bench/bench_projection "$out/projection" 2500 5000)
+projection=$(/usr/bin/python3 bench/projection_bench.py build/attnscope build/bench/bench_projection "$out/projection" 2500 5000 10000)
 
 # The exported views in a real browser (Debian chromium via playwright-core, offline).
 viewer=$(node bench/viewer.mjs build/attnscope "$ck" "$out/views")

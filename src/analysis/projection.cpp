@@ -578,11 +578,11 @@ class SpaceTree {
   // near) at distance exactly 0, adding exactly q = 1 and no force: 1 is taken off its sum.
   void repulse_group(int64_t g, double theta, double* neg, double* sum_q, List* list) const {
     const float t2 = float(theta * theta);
-    const Node& leaf = nodes_[size_t(groups_[size_t(g)])];
-    const float* own = &pts_[size_t(leaf.first) * D];
+    const Node& group = nodes_[size_t(groups_[size_t(g)])];
+    const float* own = &pts_[size_t(group.first) * D];
     float lo[D], hi[D];
     for (int c = 0; c < D; ++c) lo[c] = INFINITY, hi[c] = -INFINITY;
-    for (int32_t p = 0; p < leaf.count; ++p)
+    for (int32_t p = 0; p < group.count; ++p)
       for (int c = 0; c < D; ++c) lo[c] = std::min(lo[c], own[p * D + c]), hi[c] = std::max(hi[c], own[p * D + c]);
     list->len = 0;
     int32_t stack[64 * (1 << D)];
@@ -595,7 +595,7 @@ class SpaceTree {
         const float v = std::max(std::max(lo[c] - nd.com[size_t(c)], nd.com[size_t(c)] - hi[c]), 0.0f);
         d2 += v * v;
       }
-      // Far: below theta, and farther than the cell's diagonal (so never a cell holding the leaf,
+      // Far: below theta, and farther than the cell's diagonal (so never a cell holding the group,
       // whose own points must stay in the list; that binds only for theta above 2/3).
       if ((nd.width2 < t2 * d2 && 2.25f * nd.width2 < d2) || nd.children == kCoincident) {
         // (points within 1e-6 of each other: one mass even when near, where a direct sum over
@@ -614,11 +614,11 @@ class SpaceTree {
       const float zero[D] = {};
       list->add(zero, 0);
     }
-    list->out.resize(size_t(leaf.count) * (1 + D));
+    list->out.resize(size_t(group.count) * (1 + D));
     sum_interactions(D, list->c[0].data(), list->c[1].data(), D == 3 ? list->c[D - 1].data() : nullptr, list->m.data(),
-                     int64_t(list->len), own, leaf.count, list->out.data());
-    for (int32_t p = 0; p < leaf.count; ++p) {
-      const int64_t i = order_[size_t(leaf.first + p)];
+                     int64_t(list->len), own, group.count, list->out.data());
+    for (int32_t p = 0; p < group.count; ++p) {
+      const int64_t i = order_[size_t(group.first + p)];
       const float* o = &list->out[size_t(p) * (1 + D)];
       sum_q[i] = double(o[0]) - 1;
       for (int c = 0; c < D; ++c) neg[i * D + c] = double(o[1 + c]);
