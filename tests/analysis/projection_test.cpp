@@ -272,26 +272,39 @@ TEST(Projection, ApproximateNeighboursHaveHighRecall) {
   for (int64_t i = 0; i < n; ++i) EXPECT_NE(approx[size_t(i * k)], i);
 }
 
+namespace {
+
+// A spread-out random embedding (Gaussian coordinates of this spread), to compare gradients on.
+std::vector<double> random_embedding(int64_t n, int64_t dims, double spread, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> g(0, spread);
+  std::vector<double> y(size_t(n * dims));
+  for (double& v : y) v = g(rng);
+  return y;
+}
+
+// |a - exact| / |exact| over all coordinates.
+double relative_error(const std::vector<double>& a, const std::vector<double>& exact) {
+  double num = 0, den = 0;
+  for (size_t k = 0; k < a.size(); ++k) num += (a[k] - exact[k]) * (a[k] - exact[k]), den += exact[k] * exact[k];
+  return std::sqrt(num / den);
+}
+
+}  // namespace
+
 // The approximate repulsions against the exact gradient on a spread-out random embedding.
 TEST(Projection, FftAndBarnesHutGradientsApproximateTheExactOne) {
   std::vector<int> labels;
   const int64_t n = 400, d = 16;
   const auto x = planted(n, d, 4, &labels, 6);
   const Affinities p = tsne_affinities(x.data(), n, d, 20);
-  std::mt19937_64 rng(8);
-  std::normal_distribution<double> g(0, 8);
-  std::vector<double> y(size_t(n * 2));
-  for (double& v : y) v = g(rng);
+  const std::vector<double> y = random_embedding(n, 2, 8, 8);
   std::vector<double> exact, fft, bh, kl_grad;
   tsne_gradient(p, y, 2, "exact", 0, &exact);
   tsne_kl(p, y, 2, &kl_grad);
   tsne_gradient(p, y, 2, "fft", 0, &fft);
   tsne_gradient(p, y, 2, "barnes_hut", 0.5, &bh);
-  auto rel = [&](const std::vector<double>& a) {
-    double num = 0, den = 0;
-    for (size_t k = 0; k < a.size(); ++k) num += (a[k] - exact[k]) * (a[k] - exact[k]), den += exact[k] * exact[k];
-    return std::sqrt(num / den);
-  };
+  auto rel = [&](const std::vector<double>& a) { return relative_error(a, exact); };
   EXPECT_LT(rel(kl_grad), 1e-12);  // the two exact paths agree
   // Both approximations are at the few-percent level with their usual settings (FIt-SNE: boxes of
   // width 1, 3 nodes each; scikit-learn: theta 0.5); t-SNE's optimisation tolerates that.
@@ -309,19 +322,14 @@ TEST(Projection, BarnesHutCountsRepeatedPoints) {
   const int64_t n = 400, d = 16;
   const auto x = planted(n, d, 4, &labels, 6);
   const Affinities p = tsne_affinities(x.data(), n, d, 20);
-  std::mt19937_64 rng(9);
-  std::normal_distribution<double> g(0, 8);
-  std::vector<double> y(size_t(n * 2));
-  for (double& v : y) v = g(rng);
+  std::vector<double> y = random_embedding(n, 2, 8, 9);
   for (int64_t i = 1; i < 150; ++i) y[size_t(2 * i)] = y[0], y[size_t(2 * i + 1)] = y[1];
   for (int64_t i = 201; i < 240; ++i) y[size_t(2 * i)] = y[400], y[size_t(2 * i + 1)] = y[401];
   std::vector<double> exact, bh;
   tsne_gradient(p, y, 2, "exact", 0, &exact);
   for (double theta : {0.5, 0.1}) {
     tsne_gradient(p, y, 2, "barnes_hut", theta, &bh);
-    double num = 0, den = 0;
-    for (size_t k = 0; k < bh.size(); ++k) num += (bh[k] - exact[k]) * (bh[k] - exact[k]), den += exact[k] * exact[k];
-    EXPECT_LT(std::sqrt(num / den), theta == 0.5 ? 5e-2 : 1e-5) << "theta " << theta;
+    EXPECT_LT(relative_error(bh, exact), theta == 0.5 ? 5e-2 : 1e-5) << "theta " << theta;
   }
 }
 
@@ -337,17 +345,12 @@ TEST(Projection, BarnesHutGroupWalkApproximatesTheExactGradient) {
   const auto x = planted(n, d, 6, &labels, 6);
   const Affinities p = tsne_affinities(x.data(), n, d, 30);
   for (int64_t dims : {2, 3}) {
-    std::mt19937_64 rng(10 + dims);
-    std::normal_distribution<double> g(0, 20);
-    std::vector<double> y(size_t(n * dims));
-    for (double& v : y) v = g(rng);
+    const std::vector<double> y = random_embedding(n, dims, 20, uint64_t(10 + dims));
     std::vector<double> exact, bh;
     tsne_gradient(p, y, dims, "exact", 0, &exact);
     for (double theta : {0.5, 0.1}) {
       tsne_gradient(p, y, dims, "barnes_hut", theta, &bh);
-      double num = 0, den = 0;
-      for (size_t k = 0; k < bh.size(); ++k) num += (bh[k] - exact[k]) * (bh[k] - exact[k]), den += exact[k] * exact[k];
-      EXPECT_LT(std::sqrt(num / den), theta == 0.5 ? 1e-2 : 1e-4) << dims << "-D, theta " << theta;
+      EXPECT_LT(relative_error(bh, exact), theta == 0.5 ? 1e-2 : 1e-4) << dims << "-D, theta " << theta;
     }
   }
 }
