@@ -17,7 +17,8 @@ using namespace attnscope;
 
 int main(int argc, char** argv) {
   try {
-    if (argc < 4) throw Error("usage: bench_projection POINTS OUT|COORDS tsne DIMS [METHOD [ITERATIONS]] | umap DIMS | kl");
+    if (argc < 4)
+      throw Error("usage: bench_projection POINTS OUT|COORDS tsne DIMS [METHOD [ITERATIONS]] | umap DIMS | kl");
     SafetensorsFile f(argv[1]);
     const auto shape = f.info("points").shape;
     const int64_t n = shape[0], d = shape[1];
@@ -39,7 +40,11 @@ int main(int argc, char** argv) {
       TsneOptions o;
       o.dims = dims;
       if (argc > 5) o.method = argv[5];
-      if (argc > 6) o.iterations = std::atoi(argv[6]);
+      if (argc > 6) {
+        char* end = nullptr;
+        o.iterations = std::strtoll(argv[6], &end, 10);
+        if (end == argv[6] || *end != '\0') throw Error(std::string("ITERATIONS ") + argv[6] + ": expected an integer");
+      }
       const TsneResult r = tsne(x.data(), n, d, o);
       y = r.y;
       kl = r.kl;

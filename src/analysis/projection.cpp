@@ -970,6 +970,14 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, cons
   if (o.dims != 2 && o.dims != 3) throw Error("t-SNE: expected 2 or 3 dimensions, found " + std::to_string(o.dims));
   if (n < 4) throw Error("t-SNE: expected at least 4 points, found " + std::to_string(n));
   if (o.perplexity >= double(n)) throw Error("t-SNE: the perplexity must be below the number of points");
+  if (o.iterations < 1 || o.exaggeration_iterations < 0 || !(o.learning_rate >= 0) || !(o.momentum >= 0) ||
+      !(o.momentum < 1) || !(o.max_step >= 0) || !(o.early_exaggeration > 0))
+    throw Error(
+        "t-SNE: expected iterations >= 1, exaggeration iterations >= 0, learning rate >= 0, 0 <= momentum < 1, "
+        "max step >= 0 and early exaggeration > 0, found " +
+        std::to_string(o.iterations) + ", " + std::to_string(o.exaggeration_iterations) + ", " +
+        std::to_string(o.learning_rate) + ", " + std::to_string(o.momentum) + ", " + std::to_string(o.max_step) + ", " +
+        std::to_string(o.early_exaggeration));
   Repulsion how = Repulsion::BarnesHut;
   if (o.method == "exact" || o.theta == 0)
     how = Repulsion::Exact;
@@ -1009,13 +1017,14 @@ TsneResult tsne(const float* x, int64_t n, int64_t d, const TsneOptions& o, cons
       gains[k] = std::max(inc ? gains[k] + 0.2 : gains[k] * 0.8, 0.01);
       update[k] = o.momentum * update[k] - lr * gains[k] * grad[k];
     }
-    for (int64_t i = 0; i < n && o.max_step > 0; ++i) {
-      double* u = &update[size_t(i * D)];
-      double len2 = 0;
-      for (int64_t c = 0; c < D; ++c) len2 += u[c] * u[c];
-      if (len2 > o.max_step * o.max_step)
-        for (int64_t c = 0; c < D; ++c) u[c] *= o.max_step / std::sqrt(len2);
-    }
+    if (o.max_step > 0)  // openTSNE's max_step_norm: no point moves farther than this in one step
+      for (int64_t i = 0; i < n; ++i) {
+        double* u = &update[size_t(i * D)];
+        double len2 = 0;
+        for (int64_t c = 0; c < D; ++c) len2 += u[c] * u[c];
+        if (len2 > o.max_step * o.max_step)
+          for (int64_t c = 0; c < D; ++c) u[c] *= o.max_step / std::sqrt(len2);
+      }
     for (size_t k = 0; k < y.size(); ++k) y[k] += update[k];
   }
   TsneResult r;

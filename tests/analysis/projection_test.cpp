@@ -142,6 +142,42 @@ TEST(Projection, TsneRecoversPlantedClustersExactAndBarnesHut) {
     }
 }
 
+// openTSNE's step limit: with a limit of 1e-6, ten iterations move no point farther than 1e-5 from
+// its PCA start (which t-SNE scales to std 1e-4 in the first coordinate); without it they do.
+// Bad options are one-line errors.
+TEST(Projection, TsneStepLimitAndOptionErrors) {
+  std::vector<int> labels;
+  const int64_t n = 300, d = 16;
+  const auto x = planted(n, d, 3, &labels, 4);
+  const std::vector<float> init = pca(x.data(), n, d, 2);
+  double mean0 = 0, var0 = 0;
+  for (int64_t i = 0; i < n; ++i) mean0 += init[size_t(i * 2)] / double(n);
+  for (int64_t i = 0; i < n; ++i) var0 += (init[size_t(i * 2)] - mean0) * (init[size_t(i * 2)] - mean0) / double(n);
+  const double scale = 1e-4 / std::sqrt(var0);
+  auto farthest = [&](double max_step) {
+    TsneOptions o;
+    o.iterations = 10;
+    o.max_step = max_step;
+    const TsneResult r = tsne(x.data(), n, d, o);
+    double far = 0;
+    for (int64_t i = 0; i < n; ++i)
+      far = std::max(far, std::hypot(r.y[size_t(2 * i)] - init[size_t(2 * i)] * scale,
+                                     r.y[size_t(2 * i + 1)] - init[size_t(2 * i + 1)] * scale));
+    return far;
+  };
+  EXPECT_LE(farthest(1e-6), 1e-5 * (1 + 1e-3));
+  EXPECT_GT(farthest(0), 1e-5);
+  TsneOptions bad;
+  bad.momentum = 1;
+  EXPECT_THROW(tsne(x.data(), n, d, bad), Error);
+  bad = TsneOptions{};
+  bad.max_step = -1;
+  EXPECT_THROW(tsne(x.data(), n, d, bad), Error);
+  bad = TsneOptions{};
+  bad.iterations = 0;
+  EXPECT_THROW(tsne(x.data(), n, d, bad), Error);
+}
+
 TEST(Projection, TrustworthinessAndSpearmanMatchScikitLearnAndScipy) {
   const auto& e = expected();
   int64_t n = 0, d = 0, n2 = 0, dims = 0;
